@@ -1,0 +1,1 @@
+"""Drivers: the side-effecting parts (processes, HAProxy, later Kubernetes and AWS)."""

@@ -1,0 +1,1 @@
+"""The two-tower recommender: synthetic data, numpy training, evaluation, ONNX export."""

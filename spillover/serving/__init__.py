@@ -1,0 +1,1 @@
+"""Serving-side code that runs inside Triton and the clients that talk to it."""
