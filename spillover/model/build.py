@@ -1,0 +1,181 @@
+"""`spillover model build`: generate, train, evaluate and export into a Triton model repository.
+
+Layout written under the repository directory::
+
+    recommender/config.pbtxt       cluster config (ONNX Runtime on GPU), tracked in git
+    recommender/1/model.onnx       the graph both backends serve
+    recommender/1/metrics.json     Recall/NDCG of model vs popularity, sizes, seeds, timings
+    recommender/1/catalog.json     category names and each item's category, for demos
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from spillover.model import onnx_export, triton_config
+from spillover.model.contract import MODEL_NAME, TOP_K
+from spillover.model.evaluate import Evaluation, HoldoutSplit, evaluate, split_last_clicks
+from spillover.model.synth import InteractionLog, SynthConfig, generate
+from spillover.model.train import TrainConfig, TrainResult
+from spillover.model.train import train as fit
+
+logger = logging.getLogger(__name__)
+
+MODEL_VERSION = "1"
+"""The one model version the build writes."""
+
+CATEGORY_NAMES = (
+    "electronics", "books", "fashion", "home", "kitchen", "beauty", "toys", "sports",
+    "garden", "grocery", "health", "automotive", "music", "movies", "games", "office",
+    "pets", "baby", "jewelry", "shoes", "tools", "outdoors", "crafts", "furniture",
+    "lighting", "phones", "computers", "cameras", "watches", "luggage", "stationery",
+    "appliances", "bedding", "snacks", "beverages", "fitness", "cycling", "camping",
+    "party", "travel",
+)  # fmt: skip
+"""Readable names for the first categories; any beyond get ``category-<n>``."""
+
+
+def onnx_path(repo_dir: Path) -> Path:
+    return repo_dir / MODEL_NAME / MODEL_VERSION / "model.onnx"
+
+
+def config_path(repo_dir: Path) -> Path:
+    return repo_dir / MODEL_NAME / "config.pbtxt"
+
+
+def category_names(n_categories: int) -> list[str]:
+    return [
+        CATEGORY_NAMES[index] if index < len(CATEGORY_NAMES) else f"category-{index}"
+        for index in range(n_categories)
+    ]
+
+
+def build_model(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict[str, Any]:
+    """Run every stage and write the model repository; returns what metrics.json holds."""
+    timings: dict[str, float] = {}
+    with _timed(timings, "generate"):
+        log = generate(synth)
+        split = split_last_clicks(log)
+    with _timed(timings, "train"):
+        trained = fit(split.train_log, train)
+    with _timed(timings, "evaluate"):
+        evaluation = evaluate(trained.weights, split)
+    with _timed(timings, "export"):
+        model_file = onnx_path(repo_dir)
+        _write_atomically(model_file, lambda path: onnx_export.export(trained.weights, path))
+        _write_cluster_config(repo_dir, model_file)
+        _write_json(model_file.parent / "catalog.json", _catalog(log))
+    timings["total"] = sum(timings.values())
+    metrics = _metrics(log, split, trained, evaluation, synth, train, timings)
+    metrics["onnx_bytes"] = model_file.stat().st_size
+    _write_json(model_file.parent / "metrics.json", metrics)
+    return metrics
+
+
+def ensure_model(repo_dir: Path) -> Path:
+    """The ONNX file in ``repo_dir``, built with the default settings if it is missing."""
+    path = onnx_path(repo_dir)
+    if not path.exists():
+        logger.info("no model at %s; building it with the default settings", path)
+        build_model(repo_dir, SynthConfig(), TrainConfig())
+    return path
+
+
+def format_summary(metrics: dict[str, Any]) -> str:
+    """A few lines for people: sizes, time per stage, the metric table and the ratio."""
+    sizes = metrics["sizes"]
+    timings = metrics["timings_seconds"]
+    rows = [
+        f"{label:<22}{metrics[key]['recall']:>10.4f}{metrics[key]['ndcg']:>10.4f}"
+        for label, key in (
+            ("two-tower model", "model"),
+            ("  unknown user ids", "history_only"),
+            ("popularity baseline", "popularity"),
+        )
+    ]
+    return "\n".join(
+        [
+            f"data: {sizes['users']} users, {sizes['items']} items, "
+            f"{sizes['categories']} categories, {sizes['interactions']} clicks "
+            f"({metrics['evaluated_users']} users evaluated on their last click)",
+            "time: " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in timings.items()),
+            f"{'':<22}{f'Recall@{TOP_K}':>10}{f'NDCG@{TOP_K}':>10}",
+            *rows,
+            f"model / popularity Recall@{TOP_K}: {metrics['recall_ratio']:.2f}x",
+        ]
+    )
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - started, 3)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write beside ``path``, then rename: Triton polling the repository never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    write(partial)
+    os.replace(partial, path)
+
+
+def _write_cluster_config(repo_dir: Path, model_file: Path) -> None:
+    text = triton_config.render_cluster_config()
+    triton_config.validate_against_onnx(triton_config.parse_config(text), model_file)
+    _write_atomically(config_path(repo_dir), lambda path: path.write_text(text))
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> None:
+    _write_atomically(
+        path, lambda partial: partial.write_text(json.dumps(content, indent=2) + "\n")
+    )
+
+
+def _catalog(log: InteractionLog) -> dict[str, Any]:
+    return {
+        "categories": category_names(log.n_categories),
+        "item_category": log.item_categories.tolist(),
+    }
+
+
+def _metrics(
+    log: InteractionLog,
+    split: HoldoutSplit,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    synth_config: SynthConfig,
+    train_config: TrainConfig,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    return {
+        "k": TOP_K,
+        "model": asdict(evaluation.model),
+        "history_only": asdict(evaluation.history_only),
+        "popularity": asdict(evaluation.popularity),
+        "recall_ratio": round(evaluation.recall_ratio, 4),
+        "evaluated_users": evaluation.n_users,
+        "sizes": {
+            "users": synth_config.n_users,
+            "items": synth_config.n_items,
+            "categories": synth_config.n_categories,
+            "interactions": len(log),
+            "train_interactions": len(split.train_log),
+            "dim": train_config.dim,
+        },
+        "seed": synth_config.seed,
+        "train_seed": train_config.seed,
+        "epoch_losses": [round(loss, 4) for loss in trained.epoch_losses],
+        "synth_config": asdict(synth_config),
+        "train_config": asdict(train_config),
+        "timings_seconds": timings,
+    }
