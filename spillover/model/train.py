@@ -56,12 +56,17 @@ class TrainConfig:
     """Seed for initialisation, shuffling and OOV dropping; same seed, same weights."""
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("dim and epochs must be >= 1 and batch_size >= 2")
-        if self.learning_rate <= 0 or self.init_scale <= 0 or self.l2 < 0:
-            raise ValueError("learning_rate and init_scale must be > 0, l2 >= 0")
-        if not 0 <= self.oov_rate <= 1:
-            raise ValueError("oov_rate must be in [0, 1]")
+        for message, valid in (
+            ("dim must be at least 1", self.dim >= 1),
+            ("epochs must be at least 1", self.epochs >= 1),
+            ("batch_size must be at least 2 (in-batch negatives)", self.batch_size >= 2),
+            ("learning_rate must be > 0", self.learning_rate > 0),
+            ("init_scale must be > 0", self.init_scale > 0),
+            ("l2 must be >= 0", self.l2 >= 0),
+            ("oov_rate must be in [0, 1]", 0 <= self.oov_rate <= 1),
+        ):
+            if not valid:
+                raise ValueError(message)
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ class _Examples:
     log_q: Float32Array
 
     def histories(self, rows: Int64Array) -> tuple[Int64Array, Int64Array]:
-        """Up to HISTORY_WINDOW items each row's user clicked before it, flattened row by row,
-        and how many belong to each row."""
+        """Items each row's user clicked just before it (at most HISTORY_WINDOW), flattened.
+
+        Returns the concatenated item ids and how many of them belong to each row.
+        """
         per_row = np.minimum(rows - self.first_row_of_user[rows], HISTORY_WINDOW)
         offsets = np.arange(HISTORY_WINDOW)[None, :]
         positions = rows[:, None] - per_row[:, None] + offsets
@@ -102,6 +109,8 @@ class _SparseAdagrad:
         self.accumulator = np.full_like(table, 1e-8)
 
     def step(self, rows: Int64Array, grads: Float32Array, l2: float) -> None:
+        if rows.size == 0:  # e.g. a batch of first clicks has no history at all
+            return
         rows, grads = _sum_by_row(rows, grads)
         grads = grads + np.float32(l2) * self.table[rows]
         self.accumulator[rows] += grads * grads

@@ -17,6 +17,7 @@ from pathlib import Path
 import onnx
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
+from tritonclient.grpc.model_config_pb2 import ModelConfig
 
 from spillover.model.contract import (
     INPUT_HISTORY,
@@ -27,8 +28,6 @@ from spillover.model.contract import (
     OUTPUT_SCORES,
     TOP_K,
 )
-
-ModelConfig = model_config_pb2.ModelConfig
 
 DEFAULT_MAX_QUEUE_DELAY_US = 500
 """How long the dynamic batcher may hold a request to grow a batch (0.5 ms)."""
