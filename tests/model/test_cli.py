@@ -1,0 +1,106 @@
+"""`spillover model build` from the command line: clear errors, a complete model repository."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from spillover.model import build
+from spillover.model.cli import ensure_model, register
+from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, PAD_ITEM, TOP_K
+from spillover.model.triton_config import render_cluster_config
+
+SMALL_BUILD = ["--users", "300", "--items", "120", "--categories", "6", "--epochs", "1"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spillover")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named_flag"),
+    [
+        pytest.param(["--users", "0"], "--users", id="zero-users"),
+        pytest.param(["--items", "5"], "--items", id="fewer-items-than-top-k"),
+        pytest.param(["--categories", "-2"], "--categories", id="negative-categories"),
+        pytest.param(["--epochs", "many"], "--epochs", id="epochs-not-a-number"),
+        pytest.param(["--dim", "0"], "--dim", id="zero-dim"),
+        pytest.param(["--seed", "-1"], "--seed", id="negative-seed"),
+        pytest.param(["--items", "30", "--categories", "40"], "--categories",
+                     id="more-categories-than-items"),
+    ],
+)  # fmt: skip
+def test_bad_values_give_a_usage_error_naming_the_flag(
+    flags: list[str], named_flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _run(["model", "build", "--repo", str(tmp_path), *flags])
+    assert exit_info.value.code == 2
+    assert f"argument {named_flag}" in capsys.readouterr().err
+    assert not (tmp_path / "recommender").exists(), "nothing is built on bad input"
+
+
+def test_build_writes_a_servable_repository_and_prints_the_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(["model", "build", "--repo", str(tmp_path), *SMALL_BUILD]) == 0
+
+    version_dir = tmp_path / "recommender" / "1"
+    assert (tmp_path / "recommender" / "config.pbtxt").read_text() == render_cluster_config()
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    assert metrics["sizes"]["items"] == 120 and metrics["sizes"]["users"] == 300
+    assert 0 < metrics["popularity"]["recall"] < 1 and 0 < metrics["model"]["recall"] <= 1
+    assert metrics["recall_ratio"] == pytest.approx(
+        metrics["model"]["recall"] / metrics["popularity"]["recall"], rel=1e-3
+    )
+    catalog = json.loads((version_dir / "catalog.json").read_text())
+    assert len(catalog["item_category"]) == 120
+    assert catalog["categories"][:2] == ["electronics", "books"] and len(catalog["categories"]) == 6
+
+    session = onnxruntime.InferenceSession(str(version_dir / "model.onnx"))
+    item_ids, _ = session.run(
+        None, {INPUT_USER_ID: np.array([[7]]), INPUT_HISTORY: np.array([[3, PAD_ITEM]])}
+    )
+    assert item_ids.shape == (1, TOP_K)
+
+    summary = capsys.readouterr().out
+    assert f"Recall@{TOP_K}" in summary and "popularity baseline" in summary
+    assert "x" in summary.splitlines()[-1]
+
+
+def test_same_seed_builds_the_same_model(tmp_path: Path) -> None:
+    _run(["model", "build", "--repo", str(tmp_path / "a"), *SMALL_BUILD, "--seed", "3"])
+    _run(["model", "build", "--repo", str(tmp_path / "b"), *SMALL_BUILD, "--seed", "3"])
+    first, second = (build.onnx_path(tmp_path / name).read_bytes() for name in ("a", "b"))
+    assert first == second
+
+
+def test_ensure_model_reuses_an_existing_model(tmp_path: Path, monkeypatch) -> None:
+    _run(["model", "build", "--repo", str(tmp_path), *SMALL_BUILD])
+    monkeypatch.setattr(build, "build_model", _fail_if_called)
+    assert ensure_model(tmp_path) == build.onnx_path(tmp_path)
+
+
+def test_ensure_model_builds_with_defaults_when_missing(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(build, "build_model", lambda *args: calls.append(args))
+    assert ensure_model(tmp_path) == tmp_path / "recommender" / "1" / "model.onnx"
+    assert [(repo, synth.n_items, train.dim) for repo, synth, train in calls] == [
+        (tmp_path, build.SynthConfig().n_items, build.TrainConfig().dim)
+    ]
+
+
+def _fail_if_called(*args: object) -> None:
+    raise AssertionError("ensure_model rebuilt a model that was already there")
