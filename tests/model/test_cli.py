@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from spillover.model import build
 from spillover.model.cli import ensure_model, register
 from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, PAD_ITEM, TOP_K
+from spillover.model.synth import SynthConfig
+from spillover.model.train import TrainConfig
 from spillover.model.triton_config import render_cluster_config
 
 SMALL_BUILD = ["--users", "300", "--items", "120", "--categories", "6", "--epochs", "1"]
@@ -95,11 +98,18 @@ def test_ensure_model_reuses_an_existing_model(tmp_path: Path, monkeypatch) -> N
 
 def test_ensure_model_builds_with_defaults_when_missing(tmp_path: Path, monkeypatch) -> None:
     calls = []
-    monkeypatch.setattr(build, "build_model", lambda *args: calls.append(args))
-    assert ensure_model(tmp_path) == tmp_path / "recommender" / "1" / "model.onnx"
-    assert [(repo, synth.n_items, train.dim) for repo, synth, train in calls] == [
-        (tmp_path, build.SynthConfig().n_items, build.TrainConfig().dim)
-    ]
+    real_build = build.build_model
+
+    def shrunk_build(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict:
+        # Record the defaults asked for, then build something seconds-sized instead.
+        calls.append((repo_dir, synth, train))
+        tiny = replace(synth, n_users=300, n_items=120, n_categories=6)
+        return real_build(repo_dir, tiny, replace(train, epochs=1))
+
+    monkeypatch.setattr(build, "build_model", shrunk_build)
+    path = ensure_model(tmp_path)
+    assert path == tmp_path / "recommender" / "1" / "model.onnx" and path.exists()
+    assert calls == [(tmp_path, SynthConfig(), TrainConfig())]
 
 
 def _fail_if_called(*args: object) -> None:
