@@ -1,0 +1,155 @@
+"""The gateway as a local process: write and check its config, start haproxy, stop it by PID.
+
+haproxy runs in the foreground (``-db``: no daemon, no master process) in a
+session of its own, so its PID is its process group and the stack can stop it
+later from another process with nothing but the PID it recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from spillover.drivers.haproxy_config import check_config_file, find_haproxy, render_config
+from spillover.drivers.haproxy_runtime import GatewayUnreachableError, RuntimeApi
+from spillover.drivers.haproxy_spec import GatewaySpec
+from spillover.drivers.processes import (
+    log_tail,
+    may_signal_group,
+    start_process,
+    stop_group,
+)
+
+CONFIG_FILE = "haproxy.cfg"
+LOG_FILE = "haproxy.log"
+START_TIMEOUT_S = 10.0
+"""haproxy answers on its socket within milliseconds; seconds mean it is stuck."""
+
+_STATS_SOCKET_LINE = re.compile(r"^\s*stats socket (\S+)", re.MULTILINE)
+
+
+class GatewayStartError(RuntimeError):
+    """haproxy did not come up; the message carries its log tail."""
+
+
+@dataclass(frozen=True)
+class GatewayProcess:
+    """A running gateway and where its files are."""
+
+    pid: int
+    """haproxy's PID, also its process group (record it to stop the gateway later)."""
+    config_path: Path
+    """The config it runs, ``<run_dir>/haproxy.cfg``."""
+    log_path: Path
+    """Its stdout and stderr: state changes (server DOWN/UP) and failed or retried requests."""
+    socket_path: Path
+    """Its runtime API socket."""
+
+    def runtime_api(self) -> RuntimeApi:
+        return RuntimeApi(self.socket_path)
+
+    def stop(self, grace_seconds: float = 5.0) -> bool:
+        """Stop this gateway; see ``stop_gateway``."""
+        return stop_gateway(self.pid, str(self.config_path), self.socket_path, grace_seconds)
+
+
+def start_gateway(
+    spec: GatewaySpec, run_dir: Path, start_timeout_s: float = START_TIMEOUT_S
+) -> GatewayProcess:
+    """Write, check and run the gateway's config; return once its runtime API answers."""
+    binary = find_haproxy()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _clear_stale_socket(spec.socket_path)
+    config_path = run_dir / CONFIG_FILE
+    config_path.write_text(render_config(spec))
+    check_config_file(config_path)
+    log_path = run_dir / LOG_FILE
+    process = start_process([str(binary), "-db", "-f", str(config_path)], log_path)
+    gateway = GatewayProcess(process.pid, config_path, log_path, spec.socket_path)
+    try:
+        _wait_until_answering(gateway, process.poll, start_timeout_s)
+    except BaseException:
+        stop_group(process.pid, grace_seconds=2.0)
+        raise
+    return gateway
+
+
+def stop_gateway(
+    pid: int,
+    marker: str | None = None,
+    socket_path: Path | None = None,
+    grace_seconds: float = 5.0,
+) -> bool:
+    """Stop the gateway's process group (SIGTERM, then SIGKILL) and remove its socket.
+
+    Only an haproxy process is signalled, and when ``marker`` is given (the run
+    directory or config path) only one whose command line contains it, so a PID
+    reused by another program is left alone. Returns whether there was a
+    process to stop; stopping a stopped gateway is harmless.
+    """
+    ours = _is_haproxy(pid) and (marker is None or may_signal_group(pid, marker))
+    if ours and socket_path is None:
+        socket_path = _socket_of_running_gateway(pid)
+    stopped = ours and stop_group(pid, grace_seconds)
+    if socket_path is not None:
+        # haproxy leaves its socket behind when killed; a stale one would look alive.
+        socket_path.unlink(missing_ok=True)
+    return stopped
+
+
+def _is_haproxy(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy"
+    except OSError:
+        return False
+
+
+def _clear_stale_socket(socket_path: Path) -> None:
+    if not socket_path.exists():
+        return
+    try:
+        RuntimeApi(socket_path, timeout_s=0.5).execute("show info")
+    except GatewayUnreachableError:
+        socket_path.unlink(missing_ok=True)
+        return
+    raise GatewayStartError(
+        f"a gateway already answers on {socket_path}; stop it before starting another"
+    )
+
+
+def _wait_until_answering(
+    gateway: GatewayProcess, exit_code: Callable[[], int | None], timeout_s: float
+) -> None:
+    api = RuntimeApi(gateway.socket_path, timeout_s=1.0)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code = exit_code()
+        if code is not None:
+            raise GatewayStartError(_failure(f"haproxy exited with code {code}", gateway))
+        try:
+            api.execute("show info")
+            return
+        except GatewayUnreachableError as error:
+            if time.monotonic() >= deadline:
+                message = f"haproxy did not answer on {gateway.socket_path} within {timeout_s} s"
+                raise GatewayStartError(_failure(message, gateway)) from error
+            time.sleep(0.02)
+
+
+def _failure(reason: str, gateway: GatewayProcess) -> str:
+    return f"{reason}; last lines of {gateway.log_path}:\n{log_tail(gateway.log_path)}"
+
+
+def _socket_of_running_gateway(pid: int) -> Path | None:
+    """The stats socket named in the config haproxy was started with (-f), if readable."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        config = Path(arguments[arguments.index("-f") + 1]).read_text()
+    except (OSError, ValueError, IndexError):
+        return None
+    match = _STATS_SOCKET_LINE.search(config)
+    return Path(match[1]) if match else None
