@@ -1,0 +1,147 @@
+"""Start and stop local server processes by process group, and find them again later.
+
+Every server starts in a session of its own, so its PID is also its process-group
+ID and stopping the group takes its children (Triton's backend stubs) with it.
+PIDs are written to the run directory; before signalling a recorded PID we check
+its command line still carries the run directory, so a reused PID is never hit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+
+def start_process(
+    command: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session with stdout and stderr appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name in parentheses may contain spaces; fields follow the last ')'.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def is_running(pid: int, marker: str) -> bool:
+    """True when pid is a live (not zombie) process whose command line contains marker."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] == "Z":
+        return False
+    try:
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except FileNotFoundError:
+        return False
+    return marker.encode() in command_line
+
+
+def may_signal_group(pid: int, marker: str) -> bool:
+    """True when pid's group is ours to stop: pid is our server, or its leader is already gone.
+
+    A dead leader (gone or a zombie) may leave children in its group; the kernel does
+    not reuse a PID while a group of that ID has members, so they are still ours.
+    """
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] == "Z" or is_running(pid, marker)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group pgid."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _reap(pid: int) -> None:
+    """Collect pid's exit status if it is our child, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop_group(pgid: int, grace_seconds: float = 8.0) -> bool:
+    """Stop one process group; True if it had live members."""
+    return stop_groups([pgid], grace_seconds) == 1
+
+
+def stop_groups(pgids: Iterable[int], grace_seconds: float = 8.0) -> int:
+    """Stop several process groups at once; returns how many had live members.
+
+    The leader gets SIGTERM first so it can shut its own children down cleanly (Triton
+    unloads its models and stops its backend stubs); whatever is left after
+    grace_seconds gets SIGKILL. Groups stop in parallel, so N servers take one grace
+    period, not N.
+    """
+    live = [pgid for pgid in pgids if group_members(pgid)]
+    for pgid in live:
+        _terminate(pgid)
+    remaining = _wait_until_empty(live, grace_seconds)
+    for pgid in remaining:
+        _signal_group(pgid, signal.SIGKILL)
+    _wait_until_empty(remaining, 5.0)
+    for pgid in pgids:
+        _reap(pgid)
+    return len(live)
+
+
+def _terminate(pgid: int) -> None:
+    """SIGTERM the leader, or the whole group when the leader is already dead."""
+    fields = _stat_fields(pgid)
+    if fields is not None and fields[0] != "Z":
+        os.kill(pgid, signal.SIGTERM)
+    else:
+        _signal_group(pgid, signal.SIGTERM)
+
+
+def _wait_until_empty(pgids: list[int], timeout_s: float) -> list[int]:
+    """Wait for the groups to empty; returns the ones that still have members."""
+    deadline = time.monotonic() + timeout_s
+    remaining = list(pgids)
+    while remaining:
+        for pgid in remaining:
+            _reap(pgid)
+        remaining = [pgid for pgid in remaining if group_members(pgid)]
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return remaining
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last lines of a log file, for error messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,134 @@
+"""Run the `tritonserver` binary that ships in the nvidia-pytriton wheel on CPU.
+
+The wheel carries a real Triton build with the Python backend. Three things make
+it run outside PyTriton: its bundled libraries on LD_LIBRARY_PATH, the Python
+backend stub built for the running interpreter placed in the backend directory,
+and the interpreter's own libpython first on the library path so the stub embeds
+the same Python (and so the same virtualenv packages) the CLI runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from spillover.errors import SpilloverError
+
+STUB_NAME = "triton_python_backend_stub"
+
+
+class TritonNotInstalled(SpilloverError):
+    """The tritonserver binary or a piece it needs is missing: reinstall, don't retry."""
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    """Where the pieces of the wheel's Triton build live."""
+
+    binary: Path
+    """The tritonserver executable."""
+    library_dir: Path
+    """nvidia_pytriton.libs: the shared libraries the binary was linked against."""
+    python_backend_dir: Path
+    """libtriton_python.so and triton_python_backend_utils.py."""
+    stub: Path
+    """The Python backend stub built for this interpreter's major.minor version."""
+
+
+@dataclass(frozen=True)
+class ReplicaPorts:
+    """The loopback ports one Triton replica listens on."""
+
+    http: int
+    grpc: int
+    metrics: int
+
+
+def find_triton() -> TritonInstall:
+    """Locate tritonserver and its Python backend in the installed nvidia-pytriton wheel."""
+    try:
+        import pytriton  # noqa: PLC0415 - only needed to find the wheel's files
+    except ImportError as error:
+        raise TritonNotInstalled(
+            "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
+        ) from error
+    package_dir = Path(pytriton.__file__).parent
+    server_dir = package_dir / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    install = TritonInstall(
+        binary=server_dir / "bin" / "tritonserver",
+        library_dir=package_dir.parent / "nvidia_pytriton.libs",
+        python_backend_dir=server_dir / "backends" / "python",
+        stub=server_dir / "python_backend_stubs" / version / STUB_NAME,
+    )
+    for field_name, path in vars(install).items():
+        if not path.exists():
+            raise TritonNotInstalled(
+                f"nvidia-pytriton is missing its {field_name} at {path} "
+                f"(Python {version} needs a matching backend stub)"
+            )
+    return install
+
+
+def prepare_backend_dir(install: TritonInstall, backends_dir: Path) -> Path:
+    """Assemble `<backends_dir>/python` with the backend library and this Python's stub."""
+    python_dir = backends_dir / "python"
+    python_dir.mkdir(parents=True, exist_ok=True)
+    sources = [install.stub, *sorted(install.python_backend_dir.glob("*.so"))]
+    sources += sorted(install.python_backend_dir.glob("*.py"))
+    for source in sources:
+        target = python_dir / source.name
+        if not target.exists():
+            shutil.copy2(source, target)
+    return backends_dir
+
+
+def server_environment(install: TritonInstall) -> dict[str, str]:
+    """The environment a replica runs in: this interpreter's libpython first, then the wheel's."""
+    python_lib_dir = sysconfig.get_config_var("LIBDIR") or ""
+    paths = [python_lib_dir, str(install.library_dir), os.environ.get("LD_LIBRARY_PATH", "")]
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = ":".join(path for path in paths if path)
+    return env
+
+
+def shm_prefix(replica_name: str) -> str:
+    """The Python backend's shared-memory name prefix for one replica, so it can be cleaned."""
+    return f"spillover_{os.getuid()}_{replica_name}_"
+
+
+def server_command(
+    install: TritonInstall,
+    model_repository: Path,
+    backends_dir: Path,
+    ports: ReplicaPorts,
+    replica_name: str,
+    host: str = "127.0.0.1",
+) -> list[str]:
+    """The tritonserver command line for one replica bound to loopback."""
+    return [
+        str(install.binary),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={backends_dir}",
+        f"--http-address={host}",
+        f"--http-port={ports.http}",
+        f"--grpc-address={host}",
+        f"--grpc-port={ports.grpc}",
+        f"--metrics-address={host}",
+        f"--metrics-port={ports.metrics}",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        # A replica being stopped has already been drained by the gateway.
+        "--exit-timeout-secs=5",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix(replica_name)}",
+    ]
+
+
+def remove_shared_memory(replica_name: str, shm_dir: Path = Path("/dev/shm")) -> None:
+    """Delete the shm regions a replica leaves behind when it is SIGKILLed."""
+    for region in shm_dir.glob(shm_prefix(replica_name) + "*"):
+        region.unlink(missing_ok=True)
