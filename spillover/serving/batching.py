@@ -1,0 +1,32 @@
+"""Merge the requests Triton hands the Python backend into one model call, and split it back.
+
+Each request may carry its own batch and its own history length; the ONNX graph
+ignores PAD_ITEM, so padding every history to the longest one changes no result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from spillover.model.contract import PAD_ITEM
+
+
+def merge_requests(
+    user_ids: Sequence[np.ndarray], histories: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Stack per-request [b, 1] user ids and [b, L] histories into one padded batch."""
+    sizes = [len(users) for users in user_ids]
+    longest = max((history.shape[1] for history in histories), default=0)
+    padded = np.full((sum(sizes), longest), PAD_ITEM, dtype=np.int64)
+    row = 0
+    for history in histories:
+        padded[row : row + len(history), : history.shape[1]] = history
+        row += len(history)
+    return np.concatenate(user_ids).astype(np.int64, copy=False), padded, sizes
+
+
+def split_outputs(output: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """Cut a batched output back into one array per request, in request order."""
+    return np.split(output, np.cumsum(sizes)[:-1])
