@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 MODEL_VERSION = "1"
 """The one model version the build writes."""
 
+METRICS_FILE = "metrics.json"
+"""Evaluation results and sizes, beside the model file."""
+
 CATEGORY_NAMES = (
     "electronics", "books", "fashion", "home", "kitchen", "beauty", "toys", "sports",
     "garden", "grocery", "health", "automotive", "music", "movies", "games", "office",
@@ -76,17 +79,27 @@ def build_model(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict[
     timings["total"] = sum(timings.values())
     metrics = _metrics(log, split, trained, evaluation, synth, train, timings)
     metrics["onnx_bytes"] = model_file.stat().st_size
-    _write_json(model_file.parent / "metrics.json", metrics)
+    _write_json(model_file.parent / METRICS_FILE, metrics)
     return metrics
 
 
-def ensure_model(repo_dir: Path) -> Path:
-    """The ONNX file in ``repo_dir``, built with the default settings if it is missing."""
+def ensure_model(repo_dir: Path, items: int | None = None) -> Path:
+    """The ONNX file in ``repo_dir``, built with the default settings if it is missing.
+
+    ``items`` overrides the default catalog size of a build this call makes.
+    """
     path = onnx_path(repo_dir)
     if not path.exists():
-        logger.info("no model at %s; building it with the default settings", path)
-        build_model(repo_dir, SynthConfig(), TrainConfig())
+        synth = SynthConfig() if items is None else SynthConfig(n_items=items)
+        logger.info("no model at %s; building it with %d items", path, synth.n_items)
+        logger.info("%s", format_summary(build_model(repo_dir, synth, TrainConfig())))
     return path
+
+
+def model_sizes(repo_dir: Path) -> tuple[int, int]:
+    """(users, items) of the model built in ``repo_dir``, from its metrics file."""
+    sizes = json.loads((onnx_path(repo_dir).parent / METRICS_FILE).read_text())["sizes"]
+    return int(sizes["users"]), int(sizes["items"])
 
 
 def format_summary(metrics: dict[str, Any]) -> str:
