@@ -1,0 +1,137 @@
+"""`spillover local ...`: bring the local stack up, scale pools, route, inspect, tear down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from spillover.local.layout import LocalLayout, LocalPool
+from spillover.local.stack import LocalStack, StackError
+from spillover.model.cli import ensure_model
+from spillover.tables import format_table
+
+DEFAULT_RUN_DIR = Path(os.environ.get("SPILLOVER_RUN_DIR", ".spillover/local"))
+DEFAULT_MODEL_REPO = Path("model_repo")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    local = commands.add_parser("local", help="the local stack: Triton pools behind HAProxy")
+    local.add_argument(
+        "--run-dir",
+        type=Path,
+        default=DEFAULT_RUN_DIR,
+        help="state, logs and sockets of the stack (default: %(default)s, or $SPILLOVER_RUN_DIR)",
+    )
+    actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start the gateway and both pools")
+    up.add_argument("--private", type=_count, default=2, help="private replicas (default 2)")
+    up.add_argument("--burst", type=_count, default=0, help="burst replicas (default 0)")
+    up.add_argument("--max-replicas", type=_positive, default=4, help="slots per pool (default 4)")
+    up.add_argument(
+        "--port-base", type=int, default=8000, help="gateway HTTP port; others follow (8000)"
+    )
+    up.add_argument("--model-repo", type=Path, default=DEFAULT_MODEL_REPO)
+    up.add_argument("--timeout", type=float, default=120.0, help="readiness timeout, seconds")
+    up.set_defaults(func=_up)
+
+    scale = actions.add_parser("scale", help="set a pool's replica count")
+    scale.add_argument("pool")
+    scale.add_argument("replicas", type=_count)
+    scale.add_argument("--timeout", type=float, default=120.0, help="readiness timeout, seconds")
+    scale.set_defaults(func=_scale)
+
+    weights = actions.add_parser("weights", help="set pool traffic shares, e.g. private=80 burst=20")
+    weights.add_argument("shares", nargs="+", type=_share, metavar="POOL=SHARE")
+    weights.set_defaults(func=_weights)
+
+    actions.add_parser("status", help="pools, replicas, ports, PIDs, readiness").set_defaults(
+        func=_status
+    )
+    actions.add_parser("down", help="stop every process of the stack").set_defaults(func=_down)
+
+
+def _up(args: argparse.Namespace) -> int:
+    pools = (
+        LocalPool("private", args.private, max(args.max_replicas, args.private)),
+        LocalPool("burst", args.burst, max(args.max_replicas, args.burst)),
+    )
+    try:
+        layout = LocalLayout(pools, args.port_base)
+    except ValueError as error:
+        raise StackError(str(error)) from error
+    stack = LocalStack(args.run_dir)
+    stack.up(layout, ensure_model(args.model_repo), ready_timeout=args.timeout)
+    endpoints = stack.gateway_endpoints
+    print(f"gateway: http {endpoints['http']}  grpc {endpoints['grpc']}  metrics {endpoints['metrics']}")
+    _print_status(stack)
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    stack = LocalStack(args.run_dir)
+    stack.scale(args.pool, args.replicas, ready_timeout=args.timeout)
+    _print_status(stack)
+    return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    shares = dict(args.shares)
+    if len(shares) != len(args.shares):
+        raise StackError("each pool may be named once")
+    applied = LocalStack(args.run_dir).set_weights(shares)
+    print("pool shares: " + " ".join(f"{pool}={share}" for pool, share in shares.items()))
+    serving = [(server, weight) for server, weight in sorted(applied.items()) if weight > 0]
+    print(format_table(["server", "weight"], serving) if serving else "no ready server")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    _print_status(LocalStack(args.run_dir))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = LocalStack(args.run_dir).down()
+    print(f"stopped {stopped} process group(s)")
+    return 0
+
+
+def _print_status(stack: LocalStack) -> None:
+    rows = [
+        [
+            row.pool,
+            row.replica,
+            f"{row.ports.http}/{row.ports.grpc}/{row.ports.metrics}",
+            row.pid if row.pid is not None else "-",
+            "yes" if row.ready else ("starting" if row.running else "no"),
+            row.gateway_state,
+            row.weight if row.weight is not None else "-",
+        ]
+        for row in stack.status()
+        if row.pid is not None or row.gateway_state not in ("MAINT", "?")
+    ]
+    headers = ["pool", "replica", "http/grpc/metrics", "pid", "ready", "gateway", "weight"]
+    print(format_table(headers, rows) if rows else "no replicas running")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _share(text: str) -> tuple[str, int]:
+    pool, separator, share = text.partition("=")
+    if not separator or not pool or not share.isdigit():
+        raise argparse.ArgumentTypeError(f"expected POOL=SHARE with a whole number, got {text!r}")
+    return pool, int(share)

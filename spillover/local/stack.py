@@ -1,0 +1,306 @@
+"""The local stack: pools of real Triton replicas on 127.0.0.1 behind a real HAProxy.
+
+Each local replica stands for one GPU replica of its pool. Replicas join the
+gateway only once Triton reports ready, and leave it drained before they stop,
+so scaling in either direction costs no request.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from spillover.drivers import haproxy
+from spillover.errors import SpilloverError
+from spillover.drivers.processes import (
+    is_running,
+    log_tail,
+    may_signal_group,
+    start_process,
+    stop_groups,
+)
+from spillover.drivers.tritonserver import (
+    ReplicaPorts,
+    find_triton,
+    prepare_backend_dir,
+    remove_shared_memory,
+    server_command,
+    server_environment,
+)
+from spillover.local.layout import LocalLayout, Slot
+from spillover.local.state import ReplicaRecord, RunDir, StackState
+from spillover.model.contract import MODEL_NAME
+from spillover.model.triton_config import render_python_backend_config
+
+# Runs inside Triton's Python backend stub, so it is copied, never imported here.
+PYTHON_BACKEND_MODEL = Path(__file__).parents[1] / "serving" / "triton_python_model.py"
+READY_TIMEOUT_SECONDS = 120.0
+DRAIN_TIMEOUT_SECONDS = 10.0
+
+
+class StackError(SpilloverError):
+    """The stack cannot do what was asked; the message says why and what to do."""
+
+
+class ReplicaFailed(StackError):
+    """A replica did not become ready; carries the tail of its log."""
+
+    def __init__(self, name: str, reason: str, log: Path) -> None:
+        super().__init__(f"replica {name} {reason}; last lines of {log}:\n{log_tail(log)}")
+        self.replica = name
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One row of `spillover local status`."""
+
+    pool: str
+    replica: str
+    ports: ReplicaPorts
+    pid: int | None
+    running: bool
+    ready: bool
+    gateway_state: str
+    weight: int | None
+
+
+def is_ready(port: int, timeout: float = 0.5) -> bool:
+    """Triton's own readiness: server up and every model loaded."""
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/v2/health/ready", timeout=timeout
+        ) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class LocalStack:
+    """Commands on one run directory's stack; every change holds the run-dir lock."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = RunDir(run_dir)
+        self.marker = str(self.run_dir.path)
+
+    # --- commands ---------------------------------------------------------------
+
+    def up(self, layout: LocalLayout, model_onnx: Path, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Start the gateway and each pool's initial replicas; on failure stop them all."""
+        with self.run_dir.locked():
+            previous = self.run_dir.load()
+            if previous is not None and self._anything_running(previous):
+                raise StackError(
+                    f"a local stack is already running from {self.run_dir.path}; "
+                    "run `spillover local down` first"
+                )
+            self._prepare_model_repository(model_onnx)
+            state = StackState.new(layout)
+            self.run_dir.save(state)
+            try:
+                gateway = haproxy.start_gateway(self._gateway_spec(layout), self.run_dir.path)
+                state.gateway_pid = gateway.pid
+                self.run_dir.save(state)
+                for pool in layout.pools:
+                    self._start_replicas(state, layout.pool_slots(pool.name)[: pool.initial_replicas])
+                self._wait_ready_and_join(state, list(state.replicas.values()), ready_timeout)
+                self._apply_weights(state)
+            except BaseException:
+                self._stop_everything(state)
+                raise
+
+    def scale(self, pool: str, replicas: int, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
+        """Bring a pool to `replicas`: new ones join when ready, removed ones leave drained."""
+        with self.run_dir.locked():
+            state = self._require_state()
+            layout = state.layout
+            maximum = layout.pool(pool).max_replicas
+            if not 0 <= replicas <= maximum:
+                raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
+            running = sorted(state.pool_replicas(pool), key=lambda record: record.name)
+            if replicas > len(running):
+                free = [s for s in layout.pool_slots(pool) if s.name not in state.replicas]
+                started = self._start_replicas(state, free[: replicas - len(running)])
+                try:
+                    self._wait_ready_and_join(state, started, ready_timeout)
+                except BaseException:
+                    self._stop_replicas(state, started)
+                    raise
+                self._apply_weights(state)
+            elif replicas < len(running):
+                self._stop_replicas(state, running[replicas:])
+                self._apply_weights(state)
+
+    def set_weights(self, weights: dict[str, int]) -> dict[str, int]:
+        """Set pool traffic shares; they stay in force as pools scale."""
+        with self.run_dir.locked():
+            state = self._require_state()
+            unknown = set(weights) - set(state.layout.pool_names)
+            if unknown:
+                raise StackError(
+                    f"unknown pool(s) {', '.join(sorted(unknown))}; "
+                    f"pools are {', '.join(state.layout.pool_names)}"
+                )
+            state.weights = {pool: weights.get(pool, 0) for pool in state.layout.pool_names}
+            applied = self._apply_weights(state)
+            self.run_dir.save(state)
+            return applied
+
+    def status(self) -> list[ReplicaStatus]:
+        state = self._require_state()
+        stats = {row.server: row for row in self._gateway().server_stats() if row.backend == "triton_http"}
+        rows = []
+        for slot in state.layout.slots:
+            record = state.replicas.get(slot.name)
+            running = record is not None and is_running(record.pid, self.marker)
+            gateway_row = stats.get(slot.name)
+            rows.append(
+                ReplicaStatus(
+                    pool=slot.pool,
+                    replica=slot.name,
+                    ports=slot.ports,
+                    pid=record.pid if record else None,
+                    running=running,
+                    ready=running and is_ready(slot.ports.http),
+                    gateway_state=gateway_row.status if gateway_row else "?",
+                    weight=gateway_row.weight if gateway_row else None,
+                )
+            )
+        return rows
+
+    def down(self) -> int:
+        """Stop every process of the stack by process group; returns how many groups had members."""
+        with self.run_dir.locked():
+            state = self.run_dir.load()
+            if state is None:
+                return 0
+            return self._stop_everything(state)
+
+    @property
+    def gateway_endpoints(self) -> dict[str, str]:
+        layout = self._require_state().layout
+        return {kind: f"127.0.0.1:{layout.gateway_port(kind)}" for kind in ("http", "grpc", "metrics")}
+
+    # --- replicas ---------------------------------------------------------------
+
+    def _start_replicas(self, state: StackState, slots: list[Slot]) -> list[ReplicaRecord]:
+        install = find_triton()
+        backends = prepare_backend_dir(install, self.run_dir.path / "backends")
+        started = []
+        for slot in slots:
+            log = self.run_dir.logs / f"{slot.name}.log"
+            command = server_command(
+                install, self.run_dir.path / "model_repo", backends, slot.ports, slot.name
+            )
+            process = start_process(command, log, server_environment(install))
+            record = ReplicaRecord(slot.name, slot.pool, process.pid, str(log))
+            state.replicas[slot.name] = record
+            self.run_dir.save(state)  # before waiting: `down` must find it if we are killed
+            started.append(record)
+        return started
+
+    def _wait_ready_and_join(
+        self, state: StackState, records: list[ReplicaRecord], timeout: float
+    ) -> None:
+        slots = {slot.name: slot for slot in state.layout.slots}
+        waiting = {record.name: record for record in records}
+        deadline = time.monotonic() + timeout
+        gateway = self._gateway()
+        while waiting:
+            for name, record in list(waiting.items()):
+                if not is_running(record.pid, self.marker):
+                    raise ReplicaFailed(name, "exited before it was ready", Path(record.log))
+                if is_ready(slots[name].ports.http):
+                    gateway.enable_server(name)
+                    del waiting[name]
+            if waiting and time.monotonic() > deadline:
+                name, record = next(iter(waiting.items()))
+                raise ReplicaFailed(name, f"was not ready within {timeout:.0f} s", Path(record.log))
+            time.sleep(0.1)
+        for name in (record.name for record in records):
+            gateway.wait_ready(name, timeout=max(deadline - time.monotonic(), 5.0))
+
+    def _stop_replicas(self, state: StackState, records: list[ReplicaRecord]) -> None:
+        """Take replicas out of the gateway, let in-flight requests finish, then stop them."""
+        leaving = {record.name for record in records}
+        gateway = self._gateway()
+        for name in leaving:
+            gateway.drain_server(name)
+        for name in leaving:
+            gateway.wait_drained(name, timeout=DRAIN_TIMEOUT_SECONDS)
+            gateway.disable_server(name)
+        self._stop_processes(records)
+        for record in records:
+            del state.replicas[record.name]
+        self.run_dir.save(state)
+
+    def _stop_processes(self, records: list[ReplicaRecord]) -> int:
+        """Stop replicas in parallel and clean the shared memory they leave when killed."""
+        ours = [record.pid for record in records if may_signal_group(record.pid, self.marker)]
+        stopped = stop_groups(ours)
+        for record in records:
+            remove_shared_memory(record.name)
+        return stopped
+
+    # --- gateway and weights ----------------------------------------------------
+
+    def _gateway_spec(self, layout: LocalLayout) -> haproxy.GatewaySpec:
+        return haproxy.GatewaySpec(
+            http_port=layout.gateway_port("http"),
+            grpc_port=layout.gateway_port("grpc"),
+            metrics_port=layout.gateway_port("metrics"),
+            socket_path=self.run_dir.gateway_socket,
+            slots=tuple(
+                haproxy.ServerSlot(slot.name, slot.pool, slot.ports.http, slot.ports.grpc)
+                for slot in layout.slots
+            ),
+        )
+
+    def _gateway(self) -> haproxy.RuntimeApi:
+        return haproxy.RuntimeApi(self.run_dir.gateway_socket)
+
+    def _apply_weights(self, state: StackState) -> dict[str, int]:
+        """Pool shares as set, or by ready replicas when none were set."""
+        shares = state.weights or {
+            pool: len(state.pool_replicas(pool)) for pool in state.layout.pool_names
+        }
+        if not any(shares.values()):
+            return {}
+        return self._gateway().set_pool_weights(shares)
+
+    # --- whole stack ------------------------------------------------------------
+
+    def _prepare_model_repository(self, model_onnx: Path) -> None:
+        """A Python-backend repository that serves the built ONNX file."""
+        model_dir = self.run_dir.path / "model_repo" / MODEL_NAME
+        version_dir = model_dir / "1"
+        version_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "config.pbtxt").write_text(
+            render_python_backend_config(execution_env_path=sys.prefix)
+        )
+        shutil.copyfile(PYTHON_BACKEND_MODEL, version_dir / "model.py")
+        link = version_dir / "model.onnx"
+        link.unlink(missing_ok=True)
+        link.symlink_to(model_onnx.resolve())
+
+    def _anything_running(self, state: StackState) -> bool:
+        pids = [record.pid for record in state.replicas.values()]
+        pids += [state.gateway_pid] if state.gateway_pid else []
+        return any(is_running(pid, self.marker) for pid in pids)
+
+    def _stop_everything(self, state: StackState) -> int:
+        stopped = self._stop_processes(list(state.replicas.values()))
+        if state.gateway_pid and haproxy.stop_gateway(state.gateway_pid, self.marker):
+            stopped += 1
+        self.run_dir.clear()
+        return stopped
+
+    def _require_state(self) -> StackState:
+        state = self.run_dir.load()
+        if state is None:
+            raise StackError(f"no local stack in {self.run_dir.path}; run `spillover local up`")
+        return state

@@ -1,0 +1,99 @@
+"""The local stack's run directory: what is running, on which ports, with which PIDs.
+
+Written before anything waits on a process, so `spillover local down` can stop
+everything even when the command that started it was killed half-way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spillover.local.layout import LocalLayout, LocalPool
+
+STATE_FILE = "state.json"
+LOCK_FILE = "lock"
+
+
+@dataclass
+class ReplicaRecord:
+    """A replica the stack started."""
+
+    name: str
+    pool: str
+    pid: int
+    log: str
+
+
+@dataclass
+class StackState:
+    """Everything `local` commands need to find the running stack."""
+
+    port_base: int
+    pools: list[dict]
+    gateway_pid: int | None = None
+    replicas: dict[str, ReplicaRecord] = field(default_factory=dict)
+    weights: dict[str, int] | None = None
+    """Pool shares set with `local weights`; None means shares follow ready replicas."""
+
+    @classmethod
+    def new(cls, layout: LocalLayout) -> StackState:
+        return cls(layout.port_base, [asdict(pool) for pool in layout.pools])
+
+    @property
+    def layout(self) -> LocalLayout:
+        return LocalLayout(tuple(LocalPool(**pool) for pool in self.pools), self.port_base)
+
+    def pool_replicas(self, pool: str) -> list[ReplicaRecord]:
+        return [record for record in self.replicas.values() if record.pool == pool]
+
+
+class RunDir:
+    """The folder holding one local stack's state, logs, configs and sockets."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.resolve()
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def gateway_socket(self) -> Path:
+        return self.path / "haproxy.sock"
+
+    def load(self) -> StackState | None:
+        try:
+            raw = json.loads((self.path / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        raw["replicas"] = {
+            name: ReplicaRecord(**record) for name, record in raw.get("replicas", {}).items()
+        }
+        return StackState(**raw)
+
+    def save(self, state: StackState) -> None:
+        """Replace the state file atomically, so a kill mid-write leaves the old one."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        temporary = self.path / (STATE_FILE + ".tmp")
+        temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True))
+        os.replace(temporary, self.path / STATE_FILE)
+
+    def clear(self) -> None:
+        (self.path / STATE_FILE).unlink(missing_ok=True)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialize commands that change the stack (two `scale`s must not race)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
