@@ -10,9 +10,10 @@ so that every backend behaves the same:
 * ``user_id`` outside ``[0, n_users)`` (a new or unknown user) maps to the
   out-of-vocabulary user vector: recommendations then come from the history alone,
   or from item popularity when the history is empty too.
-* ``history`` lists item ids oldest first. Only the last ``HISTORY_WINDOW`` items
-  count (longer histories are truncated from the old end). ``PAD_ITEM`` and any id
-  outside ``[0, n_items)`` are ignored, so an empty or all-padding history is valid.
+* ``history`` lists item ids oldest first, padded at the front with ``PAD_ITEM``.
+  Only its last ``HISTORY_WINDOW`` positions count (longer histories are truncated
+  from the old end). ``PAD_ITEM`` and any id outside ``[0, n_items)`` are ignored, so
+  an empty or all-padding history is valid.
 * Wrong dtypes or ranks are rejected by Triton with an error naming the input.
 """
 
@@ -24,7 +25,7 @@ INPUT_USER_ID = "user_id"
 """INT64, per-request shape [1]: the user's id."""
 
 INPUT_HISTORY = "history"
-"""INT64, per-request shape [-1]: recent item ids, oldest first, padded with PAD_ITEM."""
+"""INT64, per-request shape [-1]: recent item ids, oldest first, front-padded with PAD_ITEM."""
 
 OUTPUT_ITEM_IDS = "item_ids"
 """INT64, per-request shape [TOP_K]: recommended item ids, best first."""

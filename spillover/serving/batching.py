@@ -1,7 +1,9 @@
 """Merge the requests Triton hands the Python backend into one model call, and split it back.
 
-Each request may carry its own batch and its own history length; the ONNX graph
-ignores PAD_ITEM, so padding every history to the longest one changes no result.
+Each request may carry its own batch and its own history length. The model reads
+the last HISTORY_WINDOW columns and ignores PAD_ITEM, so each history is kept at
+the right end and padded at the front: every request sees exactly the columns it
+would see alone.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def merge_requests(
     padded = np.full((sum(sizes), longest), PAD_ITEM, dtype=np.int64)
     row = 0
     for history in histories:
-        padded[row : row + len(history), : history.shape[1]] = history
+        padded[row : row + len(history), longest - history.shape[1] :] = history
         row += len(history)
     return np.concatenate(user_ids).astype(np.int64, copy=False), padded, sizes
 

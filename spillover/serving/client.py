@@ -32,12 +32,15 @@ class Recommendations:
 
 
 def pad_histories(histories: Sequence[Sequence[int]], width: int = HISTORY_WINDOW) -> np.ndarray:
-    """One [batch, width] INT64 array: each history's most recent `width` items, padded."""
+    """One [batch, width] INT64 array: each history's most recent `width` items, padded at the front.
+
+    Equal widths let Triton's dynamic batcher put requests in one batch.
+    """
     padded = np.full((len(histories), width), PAD_ITEM, dtype=np.int64)
     for row, history in enumerate(histories):
         recent = list(history)[-width:]
         if recent:
-            padded[row, : len(recent)] = recent
+            padded[row, width - len(recent) :] = recent
     return padded
 
 
