@@ -7,6 +7,7 @@ within the health-check bound, and the runtime API says clearly what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -124,12 +126,50 @@ def test_gateway_starts_with_owner_only_socket_and_every_slot_in_maintenance(
     }
 
 
+def test_metrics_port_serves_prometheus_metrics_and_the_stats_page(
+    launch: GatewayFactory,
+) -> None:
+    gateway = launch(healthy("private-0"))
+    enable_and_wait(gateway, "private-0")
+    base = f"http://127.0.0.1:{gateway.spec.metrics_port}"
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    with urllib.request.urlopen(f"{base}/stats", timeout=5) as response:
+        assert response.status == 200
+    for backend in haproxy.BACKENDS:
+        up = f'haproxy_server_status{{proxy="{backend}",server="private-0",state="UP"}} 1'
+        assert up in metrics
+
+
 def test_stop_gateway_ends_the_process_and_removes_the_socket(launch: GatewayFactory) -> None:
     gateway = launch(healthy("private-0"))
     assert haproxy.stop_gateway(gateway.process.pid, marker=str(gateway.spec.socket_path.parent))
     assert not gateway.spec.socket_path.exists()
     assert not Path(f"/proc/{gateway.process.pid}").exists()
     assert not haproxy.stop_gateway(gateway.process.pid), "stopping twice must be harmless"
+
+
+def test_gateway_restarts_after_a_kill_left_its_socket_behind(
+    launch: GatewayFactory, run_dir: Path
+) -> None:
+    gateway = launch([], empty_slots=("private-0",))
+    os.killpg(gateway.process.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # subprocess may have reaped it already
+        os.waitpid(gateway.process.pid, 0)
+    assert gateway.spec.socket_path.exists(), "haproxy is expected to leave it when killed"
+
+    again = haproxy.start_gateway(gateway.spec, run_dir)
+    try:
+        assert again.runtime_api().ready_servers() == []
+    finally:
+        again.stop()
+
+
+def test_second_gateway_on_a_live_socket_is_refused(launch: GatewayFactory, run_dir: Path) -> None:
+    gateway = launch([], empty_slots=("private-0",))
+    with pytest.raises(haproxy.GatewayStartError, match="already answers"):
+        haproxy.start_gateway(gateway.spec, run_dir)
+    assert gateway.api.server_stats(), "the running gateway must be left alone"
 
 
 def test_stop_gateway_leaves_a_pid_that_is_not_haproxy_alone() -> None:
