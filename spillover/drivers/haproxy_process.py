@@ -61,8 +61,10 @@ def start_gateway(
 ) -> GatewayProcess:
     """Write, check and run the gateway's config; return once its runtime API answers."""
     binary = find_haproxy()
-    run_dir = Path(run_dir)
+    # Absolute, so the command line carries the run directory for stop_gateway's marker.
+    run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    spec.socket_path.parent.mkdir(parents=True, exist_ok=True)
     _clear_stale_socket(spec.socket_path)
     config_path = run_dir / CONFIG_FILE
     config_path.write_text(render_config(spec))

@@ -153,12 +153,13 @@ class RuntimeApi:
     def ready_servers(self, pool: str | None = None) -> list[str]:
         """Servers ready on every backend, of one pool or of all."""
         stats = self.server_stats()
+        ready = _ready_everywhere(stats)
         return [
             row.server
             for row in stats
             if row.backend == HTTP_BACKEND
             and (pool is None or row.pool == pool)
-            and row.server in _ready_everywhere(stats)
+            and row.server in ready
         ]
 
     def wait_ready(self, name: str, timeout: float) -> None:
@@ -190,7 +191,7 @@ class RuntimeApi:
         while True:
             rows = [row for row in self.server_stats() if row.server == name]
             if not rows:
-                raise RuntimeCommandError(f"show stat ({name})", f"No such server: {name}")
+                raise RuntimeCommandError(f"wait until {name} {awaited}", "No such server.")
             if reached(rows):
                 return
             if time.monotonic() >= deadline:
