@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spillover.drivers.haproxy_spec import GRPC_BACKEND, HTTP_BACKEND, GatewaySpec, ServerSlot
+from spillover.errors import SpilloverError
 
 INSTALL_HINT = (
     "install it as root with `apt-get install haproxy` (Debian/Ubuntu), "
@@ -21,11 +22,11 @@ INSTALL_HINT = (
 )
 
 
-class HaproxyNotFoundError(RuntimeError):
+class HaproxyNotFoundError(SpilloverError):
     """No haproxy binary: install it (the message says how), then retry."""
 
 
-class GatewayConfigError(ValueError):
+class GatewayConfigError(SpilloverError, ValueError):
     """haproxy rejected a rendered config; the message is haproxy's own."""
 
 

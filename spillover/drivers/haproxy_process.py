@@ -22,6 +22,7 @@ from spillover.drivers.processes import (
     start_process,
     stop_group,
 )
+from spillover.errors import SpilloverError
 
 CONFIG_FILE = "haproxy.cfg"
 LOG_FILE = "haproxy.log"
@@ -31,7 +32,7 @@ START_TIMEOUT_S = 10.0
 _STATS_SOCKET_LINE = re.compile(r"^\s*stats socket (\S+)", re.MULTILINE)
 
 
-class GatewayStartError(RuntimeError):
+class GatewayStartError(SpilloverError):
     """haproxy did not come up; the message carries its log tail."""
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from spillover.drivers.haproxy_spec import BACKENDS, HTTP_BACKEND, pool_of_server
 from spillover.drivers.haproxy_weights import spread_pool_weights
+from spillover.errors import SpilloverError
 
 ServerState = Literal["UP", "DOWN", "MAINT", "DRAIN", "NOLB"]
 """Where a server stands: UP takes traffic if its weight allows; the others take none."""
@@ -25,7 +26,7 @@ POLL_INTERVAL_S = 0.05
 """How often the wait_* helpers ask again: stats are cheap, detection is sub-second."""
 
 
-class RuntimeApiError(RuntimeError):
+class RuntimeApiError(SpilloverError):
     """The runtime API did not do what was asked."""
 
 

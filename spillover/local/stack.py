@@ -7,6 +7,8 @@ so scaling in either direction costs no request.
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import sys
 import time
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spillover.drivers import haproxy
-from spillover.errors import SpilloverError
 from spillover.drivers.processes import (
     is_running,
     log_tail,
@@ -32,6 +33,7 @@ from spillover.drivers.tritonserver import (
     server_command,
     server_environment,
 )
+from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, Slot
 from spillover.local.state import ReplicaRecord, RunDir, StackState
 from spillover.model.contract import MODEL_NAME
@@ -40,6 +42,11 @@ from spillover.model.triton_config import render_python_backend_config
 # Runs inside Triton's Python backend stub, so it is copied, never imported here.
 PYTHON_BACKEND_MODEL = Path(__file__).parents[1] / "serving" / "triton_python_model.py"
 READY_TIMEOUT_SECONDS = 120.0
+TRITON_ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
+CPU_ONLY_NOISE = "CudaDriverHelper has not been initialized"
+"""Triton logs this as an error on every start without a GPU."""
+
+logger = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECONDS = 10.0
 
 
@@ -48,11 +55,21 @@ class StackError(SpilloverError):
 
 
 class ReplicaFailed(StackError):
-    """A replica did not become ready; carries the tail of its log."""
+    """A replica did not become ready; carries Triton's errors or the tail of its log."""
 
     def __init__(self, name: str, reason: str, log: Path) -> None:
-        super().__init__(f"replica {name} {reason}; last lines of {log}:\n{log_tail(log)}")
+        super().__init__(f"replica {name} {reason}; from {log}:\n{_triton_errors(log)}")
         self.replica = name
+
+
+def _triton_errors(log: Path, lines: int = 12) -> str:
+    """Triton's error lines (E<mmdd> ...) when it logged any, else the log's tail.
+
+    Triton ends a failed start with its settings table, so a plain tail hides the cause.
+    """
+    tail = log_tail(log, lines=400).splitlines()
+    errors = [line for line in tail if TRITON_ERROR_LINE.match(line) and CPU_ONLY_NOISE not in line]
+    return "\n".join((errors or tail)[-lines:])
 
 
 @dataclass(frozen=True)
@@ -89,7 +106,9 @@ class LocalStack:
 
     # --- commands ---------------------------------------------------------------
 
-    def up(self, layout: LocalLayout, model_onnx: Path, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def up(
+        self, layout: LocalLayout, model_onnx: Path, ready_timeout: float = READY_TIMEOUT_SECONDS
+    ) -> None:
         """Start the gateway and each pool's initial replicas; on failure stop them all."""
         with self.run_dir.locked():
             previous = self.run_dir.load()
@@ -106,7 +125,9 @@ class LocalStack:
                 state.gateway_pid = gateway.pid
                 self.run_dir.save(state)
                 for pool in layout.pools:
-                    self._start_replicas(state, layout.pool_slots(pool.name)[: pool.initial_replicas])
+                    self._start_replicas(
+                        state, layout.pool_slots(pool.name)[: pool.initial_replicas]
+                    )
                 self._wait_ready_and_join(state, list(state.replicas.values()), ready_timeout)
                 self._apply_weights(state)
             except BaseException:
@@ -152,7 +173,11 @@ class LocalStack:
 
     def status(self) -> list[ReplicaStatus]:
         state = self._require_state()
-        stats = {row.server: row for row in self._gateway().server_stats() if row.backend == "triton_http"}
+        stats = {
+            row.server: row
+            for row in self._gateway().server_stats()
+            if row.backend == "triton_http"
+        }
         rows = []
         for slot in state.layout.slots:
             record = state.replicas.get(slot.name)
@@ -183,7 +208,9 @@ class LocalStack:
     @property
     def gateway_endpoints(self) -> dict[str, str]:
         layout = self._require_state().layout
-        return {kind: f"127.0.0.1:{layout.gateway_port(kind)}" for kind in ("http", "grpc", "metrics")}
+        return {
+            kind: f"127.0.0.1:{layout.gateway_port(kind)}" for kind in ("http", "grpc", "metrics")
+        }
 
     # --- replicas ---------------------------------------------------------------
 
@@ -231,7 +258,15 @@ class LocalStack:
         for name in leaving:
             gateway.drain_server(name)
         for name in leaving:
-            gateway.wait_drained(name, timeout=DRAIN_TIMEOUT_SECONDS)
+            try:
+                gateway.wait_drained(name, timeout=DRAIN_TIMEOUT_SECONDS)
+            except haproxy.GatewayWaitTimeout:
+                # Requests still running there are cut, and the gateway retries them elsewhere.
+                logger.warning(
+                    "%s still busy after %.0f s of draining; stopping it anyway",
+                    name,
+                    DRAIN_TIMEOUT_SECONDS,
+                )
             gateway.disable_server(name)
         self._stop_processes(records)
         for record in records:
