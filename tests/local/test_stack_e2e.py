@@ -88,9 +88,7 @@ BAD_REQUESTS = {
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
-def test_malformed_request_gets_clear_error_and_server_keeps_serving(
-    running_stack, protocol, case
-):
+def test_malformed_request_gets_clear_error_and_server_keeps_serving(running_stack, protocol, case):
     user, dtype, history = BAD_REQUESTS[case]
     url = gateway_url(running_stack, protocol)
     with pytest.raises(InferenceServerException) as error:
@@ -248,47 +246,75 @@ def test_down_leaves_no_process_shared_memory_or_socket(tmp_path, model_file):
 def test_down_stops_everything_after_up_was_killed(tmp_path, model_repo):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "spillover", "local", "--run-dir", str(run_dir)]
+    marker = str(run_dir.resolve())
     up = subprocess.Popen(
-        [*command, "up", "--private", "1", "--burst", "1", "--max-replicas", "2",
-         "--port-base", str(free_port_base()), "--model-repo", str(model_repo)],
+        [
+            *command,
+            "up",
+            "--private",
+            "1",
+            "--burst",
+            "1",
+            "--max-replicas",
+            "2",
+            "--port-base",
+            str(free_port_base()),
+            "--model-repo",
+            str(model_repo),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        state_file = run_dir / "state.json"
-        while time.monotonic() < deadline:
-            if state_file.exists() and len(json.loads(state_file.read_text())["replicas"]) == 2:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("local up never recorded its replicas")
-    finally:
+        _wait_until_recorded(run_dir / "state.json", replicas=2, timeout_s=60)
         up.kill()  # SIGKILL: no chance to clean up after itself
         up.wait()
-    marker = str(run_dir.resolve())
-    assert processes_with_marker(marker), "the servers should outlive the killed CLI"
-    result = subprocess.run([*command, "down"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert processes_with_marker(marker) == []
+        assert processes_with_marker(marker), "the servers should outlive the killed CLI"
+        result = subprocess.run([*command, "down"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert processes_with_marker(marker) == []
+    finally:
+        up.kill()
+        up.wait()
+        LocalStack(run_dir).down()  # whatever the test's outcome, leave nothing running
+
+
+def _wait_until_recorded(state_file: Path, replicas: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if state_file.exists() and len(json.loads(state_file.read_text())["replicas"]) == replicas:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"local up never recorded {replicas} replicas in {state_file}")
 
 
 def test_replica_that_fails_to_start_is_named_with_its_log(tmp_path):
     broken_model = tmp_path / "broken.onnx"
     broken_model.write_bytes(b"this is not an onnx file")
     stack = LocalStack(tmp_path / "run")
-    with pytest.raises(ReplicaFailed) as error:
-        stack.up(small_layout(private=1, burst=0), broken_model, ready_timeout=60)
+    try:
+        with pytest.raises(ReplicaFailed) as error:
+            stack.up(small_layout(private=1, burst=0), broken_model, ready_timeout=60)
+    finally:
+        stack.down()
     assert error.value.replica == "private-0"
     assert "recommender" in str(error.value)  # the log tail names the model that failed
     assert processes_with_marker(str(stack.run_dir.path)) == []
 
 
 def test_cli_status_and_weights(running_stack):
-    command = [sys.executable, "-m", "spillover", "local", "--run-dir", str(running_stack.run_dir.path)]
-    weights = subprocess.run([*command, "weights", "private=3", "burst=1"],
-                             capture_output=True, text=True, timeout=30)
+    command = [
+        sys.executable,
+        "-m",
+        "spillover",
+        "local",
+        "--run-dir",
+        str(running_stack.run_dir.path),
+    ]
+    weights = subprocess.run(
+        [*command, "weights", "private=3", "burst=1"], capture_output=True, text=True, timeout=30
+    )
     assert weights.returncode == 0, weights.stderr
     status = subprocess.run([*command, "status"], capture_output=True, text=True, timeout=30)
     assert status.returncode == 0, status.stderr
@@ -297,4 +323,3 @@ def test_cli_status_and_weights(running_stack):
     assert int(lines["private-0"][6]) == 3 * int(lines["burst-0"][6])
     bad = subprocess.run([*command, "weights", "private=x"], capture_output=True, text=True)
     assert bad.returncode == 2 and "POOL=SHARE" in bad.stderr
-
