@@ -8,6 +8,7 @@ its command line still carries the run directory, so a reused PID is never hit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,10 +78,8 @@ def group_members(pgid: int) -> list[int]:
 
 def _reap(pid: int) -> None:
     """Collect pid's exit status if it is our child, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def stop_group(pgid: int, grace_seconds: float = 8.0) -> bool:
@@ -132,10 +131,8 @@ def _wait_until_empty(pgids: list[int], timeout_s: float) -> list[int]:
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

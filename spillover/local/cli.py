@@ -42,7 +42,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     scale.add_argument("--timeout", type=float, default=120.0, help="readiness timeout, seconds")
     scale.set_defaults(func=_scale)
 
-    weights = actions.add_parser("weights", help="set pool traffic shares, e.g. private=80 burst=20")
+    weights = actions.add_parser(
+        "weights", help="set pool traffic shares, e.g. private=80 burst=20"
+    )
     weights.add_argument("shares", nargs="+", type=_share, metavar="POOL=SHARE")
     weights.set_defaults(func=_weights)
 
@@ -64,7 +66,10 @@ def _up(args: argparse.Namespace) -> int:
     stack = LocalStack(args.run_dir)
     stack.up(layout, ensure_model(args.model_repo), ready_timeout=args.timeout)
     endpoints = stack.gateway_endpoints
-    print(f"gateway: http {endpoints['http']}  grpc {endpoints['grpc']}  metrics {endpoints['metrics']}")
+    print(
+        f"gateway: http {endpoints['http']}  grpc {endpoints['grpc']}"
+        f"  metrics {endpoints['metrics']}"
+    )
     _print_status(stack)
     return 0
 

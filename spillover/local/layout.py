@@ -66,7 +66,7 @@ class LocalLayout:
             raise ValueError(f"pool names must be unique, got {names}")
         last_port = self.port_base + FIRST_REPLICA_OFFSET
         last_port += PORTS_PER_REPLICA * sum(pool.max_replicas for pool in self.pools)
-        if not 1024 <= self.port_base or last_port > 65535:
+        if not self.port_base >= 1024 or last_port > 65535:
             raise ValueError(f"port base {self.port_base} leaves ports outside 1024-65535")
         object.__setattr__(self, "slots", tuple(self._all_slots()))
 
@@ -91,5 +91,7 @@ class LocalLayout:
         port = self.port_base + FIRST_REPLICA_OFFSET
         for pool in self.pools:
             for index in range(pool.max_replicas):
-                yield Slot(f"{pool.name}-{index}", pool.name, index, ReplicaPorts(port, port + 1, port + 2))
+                yield Slot(
+                    f"{pool.name}-{index}", pool.name, index, ReplicaPorts(port, port + 1, port + 2)
+                )
                 port += PORTS_PER_REPLICA

@@ -32,7 +32,7 @@ class Recommendations:
 
 
 def pad_histories(histories: Sequence[Sequence[int]], width: int = HISTORY_WINDOW) -> np.ndarray:
-    """One [batch, width] INT64 array: each history's most recent `width` items, padded at the front.
+    """[batch, width] INT64: each history's most recent `width` items, padded at the front.
 
     Equal widths let Triton's dynamic batcher put requests in one batch.
     """
@@ -44,7 +44,9 @@ def pad_histories(histories: Sequence[Sequence[int]], width: int = HISTORY_WINDO
     return padded
 
 
-def build_inputs(protocol: Protocol, user_ids: Sequence[int], histories: np.ndarray) -> list:
+def build_inputs(
+    protocol: Protocol, user_ids: Sequence[int] | np.ndarray, histories: np.ndarray
+) -> list:
     """tritonclient InferInputs for a batch of users and their padded histories."""
     module = triton_http if protocol == "http" else triton_grpc
     users = np.asarray(user_ids, dtype=np.int64).reshape(-1, 1)

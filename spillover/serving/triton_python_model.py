@@ -50,9 +50,7 @@ class TritonPythonModel:
             )
         except Exception as error:  # every request gets the error; the replica stays up
             message = f"recommender failed: {type(error).__name__}: {error}"
-            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message))] * len(
-                requests
-            )
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message))] * len(requests)
         return [
             pb_utils.InferenceResponse(
                 output_tensors=[
@@ -60,7 +58,9 @@ class TritonPythonModel:
                     pb_utils.Tensor(OUTPUT_SCORES, score),
                 ]
             )
-            for ids, score in zip(split_outputs(item_ids, sizes), split_outputs(scores, sizes))
+            for ids, score in zip(
+                split_outputs(item_ids, sizes), split_outputs(scores, sizes), strict=True
+            )
         ]
 
     @staticmethod

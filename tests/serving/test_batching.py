@@ -32,7 +32,11 @@ def test_merged_batch_answers_like_separate_requests(onnx_session, shapes):
     merged_users, merged_histories, sizes = merge_requests(users, histories)
     merged_ids, merged_scores = run(onnx_session, merged_users, merged_histories)
     for ids, scores, user, history in zip(
-        split_outputs(merged_ids, sizes), split_outputs(merged_scores, sizes), users, histories
+        split_outputs(merged_ids, sizes),
+        split_outputs(merged_scores, sizes),
+        users,
+        histories,
+        strict=True,
     ):
         alone_ids, alone_scores = run(onnx_session, user, history)
         np.testing.assert_array_equal(ids, alone_ids)

@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup system-deps lint bench-serving model clean
+
+demo: setup
+	$(BIN)/spillover demo
+
+test: setup
+	$(BIN)/ruff check spillover tests
+	$(BIN)/mypy spillover
+	$(BIN)/pytest
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@sh scripts/install-system-deps.sh
+
+# Reinstalled whenever the dependency list changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+model: setup
+	$(BIN)/spillover model build
+
+bench-serving: setup
+	$(BIN)/spillover bench serving
+
+lint: setup
+	$(BIN)/ruff check spillover tests
+	$(BIN)/ruff format --check spillover tests
+	$(BIN)/mypy spillover
+
+clean:
+	-$(BIN)/spillover local down
+	rm -rf $(VENV) .spillover

@@ -1,0 +1,1 @@
+"""Benchmarks that compare serving setups side by side in one run."""

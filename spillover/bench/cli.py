@@ -1,0 +1,47 @@
+"""`spillover bench ...`: benchmarks that print their ratios side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spillover.bench.serving import ServingBenchConfig, report, run_serving_bench
+from spillover.model.cli import ensure_model, model_sizes
+
+BENCH_DIR = Path(".spillover/bench")
+BENCH_ITEMS = 100_000
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks")
+    kinds = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    serving = kinds.add_parser(
+        "serving", help="Triton+batching vs Flask per request, and gateway overhead"
+    )
+    serving.add_argument("--items", type=int, default=BENCH_ITEMS, help="catalog size (100000)")
+    serving.add_argument("--concurrency", type=int, default=32)
+    serving.add_argument("--seconds", type=float, default=20.0, help="load per setup")
+    serving.add_argument("--port-base", type=int, default=9100)
+    serving.add_argument("--work-dir", type=Path, default=BENCH_DIR)
+    serving.set_defaults(func=_serving)
+
+
+def _serving(args: argparse.Namespace) -> int:
+    repo = args.work_dir / f"model_repo_{args.items}"
+    model = ensure_model(repo, items=args.items)
+    n_users, n_items = model_sizes(repo)
+    config = ServingBenchConfig(
+        model_path=model,
+        n_users=n_users,
+        n_items=n_items,
+        work_dir=args.work_dir,
+        concurrency=args.concurrency,
+        duration_s=args.seconds,
+        port_base=args.port_base,
+    )
+    print(
+        f"serving benchmark: {n_items} items, concurrency {args.concurrency}, "
+        f"{args.seconds:.0f} s per setup, same ONNX file and machine\n"
+    )
+    print(report(run_serving_bench(config)))
+    return 0

@@ -1,0 +1,142 @@
+"""`spillover demo`: the README's first command, end to end on this machine.
+
+Builds the model if needed, brings up two private replicas and one burst replica
+behind the gateway, routes 80/20, asks for real recommendations over HTTP and
+gRPC, prints a few with their categories and a throughput/latency summary, and
+always tears the stack down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+from spillover.bench.load import LoadResult, run_closed_loop
+from spillover.drivers.haproxy import RuntimeApi
+from spillover.local.cli import DEFAULT_MODEL_REPO, DEFAULT_RUN_DIR
+from spillover.local.layout import LocalLayout, LocalPool
+from spillover.local.stack import LocalStack
+from spillover.model.cli import ensure_model, model_sizes
+from spillover.serving.client import AsyncRecommenderClient, Protocol, RecommenderClient
+from spillover.serving.workload import sample_requests
+from spillover.tables import format_table
+
+SHOWN_ITEMS = 5
+NEW_VISITOR = -1
+"""Any id outside the trained users is served by the out-of-vocabulary row."""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="run the local hybrid stack end to end, then stop it")
+    demo.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    demo.add_argument("--model-repo", type=Path, default=DEFAULT_MODEL_REPO)
+    demo.add_argument("--port-base", type=int, default=8000)
+    demo.add_argument("--seconds", type=float, default=5.0, help="load per protocol (default 5)")
+    demo.add_argument("--concurrency", type=int, default=16)
+    demo.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model = ensure_model(args.model_repo)
+    n_users, n_items = model_sizes(args.model_repo)
+    layout = LocalLayout(
+        (LocalPool("private", 2, 4), LocalPool("burst", 1, 4)), port_base=args.port_base
+    )
+    stack = LocalStack(args.run_dir)
+    print("starting 2 private + 1 burst Triton replicas behind HAProxy ...")
+    stack.up(layout, model)
+    try:
+        stack.set_weights({"private": 80, "burst": 20})
+        endpoints = stack.gateway_endpoints
+        print(
+            f"gateway http {endpoints['http']}, grpc {endpoints['grpc']};"
+            " weights private=80 burst=20\n"
+        )
+        _show_recommendations(endpoints["http"], args.model_repo, n_users, n_items)
+        gateway = RuntimeApi(stack.run_dir.gateway_socket)
+        before = _sessions_by_pool(gateway)
+        results = [
+            asyncio.run(_load(protocol, endpoints[protocol], n_users, n_items, args))
+            for protocol in ("http", "grpc")
+        ]
+        served = _sessions_by_pool(gateway) - before
+        _print_summary(results, served)
+        return 0 if not any(result.failures for result in results) else 1
+    finally:
+        stack.down()
+        print("\nstack stopped")
+
+
+def _show_recommendations(url: str, repo: Path, n_users: int, n_items: int) -> None:
+    """Two new visitors known only by what they browsed, and one returning user."""
+    catalog = json.loads((repo / "recommender" / "1" / "catalog.json").read_text())
+    names, item_category = catalog["categories"], catalog["item_category"]
+    visitors = sample_requests(n_users, n_items, 2, seed=2026, item_category=item_category)
+    examples = [
+        ("new visitor", [NEW_VISITOR], [int(i) for i in visitors[0].histories[0] if i >= 0][:8]),
+        ("new visitor", [NEW_VISITOR], [int(i) for i in visitors[1].histories[0] if i >= 0][:3]),
+        ("returning user 42, nothing browsed yet", [42], []),
+    ]
+    with RecommenderClient(url) as client:
+        for who, user_ids, history in examples:
+            answer = client.recommend(user_ids, [history])
+            browsed = Counter(names[item_category[item]] for item in history).most_common(2)
+            if history:
+                who += f", browsed {len(history)} items in {' and '.join(n for n, _ in browsed)}"
+            print(f"{who}:")
+            for item, score in list(zip(answer.item_ids[0], answer.scores[0], strict=True))[
+                :SHOWN_ITEMS
+            ]:
+                category = names[item_category[int(item)]]
+                print(f"  item {int(item):>6}  {category:<14} score {score:.3f}")
+    print()
+
+
+async def _load(
+    protocol: Protocol, url: str, n_users: int, n_items: int, args: argparse.Namespace
+) -> LoadResult:
+    requests = sample_requests(n_users, n_items, count=2048, seed=11)
+    client = AsyncRecommenderClient(url, protocol)
+
+    async def send(index: int) -> None:
+        request = requests[index % len(requests)]
+        await client.recommend(request.user_ids, request.histories)
+
+    try:
+        return await run_closed_loop(
+            f"{protocol} via gateway", send, args.concurrency, args.seconds, max_requests=50_000
+        )
+    finally:
+        await client.close()
+
+
+def _sessions_by_pool(gateway: RuntimeApi) -> Counter[str]:
+    """Requests each pool's servers have taken so far, over both protocols."""
+    totals: Counter[str] = Counter()
+    for row in gateway.server_stats():
+        totals[row.pool] += row.total_sessions
+    return totals
+
+
+def _print_summary(results: list[LoadResult], served: Counter[str]) -> None:
+    rows = [
+        [
+            r.label,
+            r.ok,
+            len(r.failures),
+            round(r.throughput, 1),
+            round(r.percentile_ms(50), 2),
+            round(r.percentile_ms(99), 2),
+        ]
+        for r in results
+    ]
+    print(format_table(["load", "ok", "failed", "req/s", "p50 ms", "p99 ms"], rows))
+    total = sum(served.values()) or 1
+    shares = ", ".join(f"{pool} {count / total:.0%}" for pool, count in sorted(served.items()))
+    print(f"\nserved by pool: {shares}")
+    for result in results:
+        for failure in result.failures[:3]:
+            print(f"  {result.label} failure: {failure}")
