@@ -1,4 +1,4 @@
-"""Shared small-model fixtures: one training run serves every model test."""
+"""Shared small models: one training run serves the model tests, one build the serving tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
+from spillover.model.build import build_model, onnx_path
 from spillover.model.evaluate import HoldoutSplit, split_last_clicks
 from spillover.model.onnx_export import export
 from spillover.model.synth import InteractionLog, SynthConfig, generate
@@ -41,3 +42,19 @@ def onnx_file(trained: TrainResult, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def onnx_session(onnx_file: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+
+
+SERVING_SYNTH = SynthConfig(n_users=400, n_items=1500, n_categories=8)
+"""The model the end-to-end tests serve: a full build (ONNX, catalog, metrics) in seconds."""
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("model_repo")
+    build_model(repo, SERVING_SYNTH, TrainConfig(epochs=2))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def model_file(model_repo: Path) -> Path:
+    return onnx_path(model_repo)

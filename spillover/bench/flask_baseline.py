@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 from flask import Flask, Response, jsonify, request
+from werkzeug.serving import WSGIRequestHandler
 
 from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, OUTPUT_ITEM_IDS, OUTPUT_SCORES
 from spillover.serving.client import pad_histories
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--intra-op-threads", type=int, default=1)
     args = parser.parse_args()
     # Flask's threaded development server, as the seed articles run it; loopback only.
+    # HTTP/1.1 keeps connections alive, so the baseline is not slowed by reconnects.
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
     create_app(args.model, args.intra_op_threads).run("127.0.0.1", args.port, threaded=True)
 
 

@@ -26,6 +26,8 @@ class LoadResult:
     elapsed_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    client_cpu_share: float = 0.0
+    """CPU the load generator itself used, as a share of one core (1.0 = a whole core)."""
 
     @property
     def ok(self) -> int:

@@ -8,22 +8,23 @@ hold even on a noisy machine where absolute figures drift.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
-from spillover.bench.load import LoadResult, Send, run_closed_loop
+from spillover.bench.load import LoadResult, run_closed_loop
+from spillover.bench.rawhttp import flask_requests, pooled_sender, triton_requests
 from spillover.drivers.processes import start_process, stop_group
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
-from spillover.serving.client import AsyncRecommenderClient
+from spillover.serving.client import RecommenderClient
 from spillover.serving.workload import Request, sample_requests
 from spillover.tables import format_table
+
+HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,6 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
     layout = LocalLayout((LocalPool("private", 1, 1), LocalPool("burst", 0, 1)), config.port_base)
     stack = LocalStack(config.work_dir / "stack")
     flask_port = config.port_base + 9
-    flask_log = config.work_dir / "flask.log"
     stack.up(layout, config.model_path)
     flask = start_process(
         [
@@ -65,60 +65,59 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
             f"--model={config.model_path}",
             f"--port={flask_port}",
         ],
-        flask_log,
+        config.work_dir / "flask.log",
     )
     try:
-        _wait_http_ok(f"http://127.0.0.1:{flask_port}/health", timeout_s=60.0)
-        gateway = f"127.0.0.1:{layout.gateway_port('http')}"
-        direct = f"127.0.0.1:{layout.slots[0].ports.http}"
-        setups: list[tuple[str, Callable[[], tuple[Send, Callable]]]] = [
-            ("triton via gateway", lambda: _triton_sender(gateway, requests)),
-            ("flask per-request", lambda: _flask_sender(flask_port, requests)),
-            ("triton direct", lambda: _triton_sender(direct, requests)),
+        _wait_http_ok(f"http://{HOST}:{flask_port}/health", timeout_s=60.0)
+        gateway, direct = layout.gateway_port("http"), layout.slots[0].ports.http
+        _check_same_answers(f"{HOST}:{gateway}", flask_port, requests[:8])
+        setups = [
+            ("triton via gateway", gateway, triton_requests(HOST, gateway, requests)),
+            ("flask per-request", flask_port, flask_requests(HOST, flask_port, requests)),
+            ("triton direct", direct, triton_requests(HOST, direct, requests)),
         ]
-        return [asyncio.run(_measure(label, make, config)) for label, make in setups]
+        return [asyncio.run(_measure(label, port, built, config)) for label, port, built in setups]
     finally:
         stop_group(flask.pid)
         stack.down()
 
 
 async def _measure(
-    label: str, make_sender: Callable[[], tuple[Send, Callable]], config: ServingBenchConfig
+    label: str, port: int, built: list[bytes], config: ServingBenchConfig
 ) -> LoadResult:
-    send, close = make_sender()
+    send, pool = await pooled_sender(HOST, port, built, config.concurrency)
     try:
         await run_closed_loop(label, send, config.concurrency, config.warmup_s, config.max_requests)
-        return await run_closed_loop(
+        cpu_before = time.process_time()
+        result = await run_closed_loop(
             label, send, config.concurrency, config.duration_s, config.max_requests
         )
+        result.client_cpu_share = (time.process_time() - cpu_before) / result.elapsed_s
+        return result
     finally:
-        await close()
+        await pool.close()
 
 
-def _triton_sender(url: str, requests: list[Request]) -> tuple[Send, Callable]:
-    client = AsyncRecommenderClient(url, "http")
-
-    async def send(index: int) -> None:
-        request = requests[index % len(requests)]
-        await client.recommend(request.user_ids, request.histories)
-
-    return send, client.close
-
-
-def _flask_sender(port: int, requests: list[Request]) -> tuple[Send, Callable]:
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-    url = f"http://127.0.0.1:{port}/recommend"
-    bodies = [
-        {"user_id": int(r.user_ids[0, 0]), "history": [int(i) for i in r.histories[0] if i >= 0]}
-        for r in requests
-    ]
-
-    async def send(index: int) -> None:
-        async with session.post(url, json=bodies[index % len(bodies)]) as response:
-            response.raise_for_status()
-            await response.json()
-
-    return send, session.close
+def _check_same_answers(triton_url: str, flask_port: int, requests: list[Request]) -> None:
+    """Both setups must serve the same recommendations, or the comparison means nothing."""
+    with RecommenderClient(triton_url) as triton:
+        for request in requests:
+            from_triton = triton.recommend(request.user_ids.ravel().tolist(), request.histories)
+            body = json.dumps(
+                {
+                    "user_id": int(request.user_ids[0, 0]),
+                    "history": [int(i) for i in request.histories[0] if i >= 0],
+                }
+            ).encode()
+            call = urllib.request.Request(
+                f"http://{HOST}:{flask_port}/recommend",
+                body,
+                {"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(call, timeout=10) as response:
+                from_flask = json.loads(response.read())["item_ids"]
+            if from_triton.item_ids[0].tolist() != from_flask:
+                raise AssertionError(f"Triton and Flask disagree for {request}")
 
 
 def _wait_http_ok(url: str, timeout_s: float) -> None:
@@ -145,11 +144,12 @@ def report(results: list[LoadResult]) -> str:
             round(r.throughput, 1),
             round(r.percentile_ms(50), 2),
             round(r.percentile_ms(99), 2),
+            f"{r.client_cpu_share:.0%}",
         ]
         for r in results
     ]
     table = format_table(
-        ["setup", "concurrency", "ok", "failed", "req/s", "p50 ms", "p99 ms"], rows
+        ["setup", "concurrency", "ok", "failed", "req/s", "p50 ms", "p99 ms", "client CPU"], rows
     )
     triton, flask = by_label["triton via gateway"], by_label["flask per-request"]
     direct = by_label["triton direct"]

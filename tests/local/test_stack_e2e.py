@@ -32,7 +32,7 @@ from spillover.model.contract import (
     TOP_K,
 )
 from spillover.serving.client import RecommenderClient, pad_histories
-from tests.local.conftest import free_port_base, processes_with_marker, small_layout
+from tests.support import free_port_base, processes_with_marker, small_layout
 
 PROTOCOLS = ["http", "grpc"]
 
@@ -320,6 +320,7 @@ def test_cli_status_and_weights(running_stack):
     assert status.returncode == 0, status.stderr
     lines = {line.split()[1]: line.split() for line in status.stdout.splitlines()[2:]}
     assert lines["private-0"][4] == "yes" and lines["burst-0"][4] == "yes"
-    assert int(lines["private-0"][6]) == 3 * int(lines["burst-0"][6])
+    private, burst = int(lines["private-0"][6]), int(lines["burst-0"][6])
+    assert abs(private / burst - 3) < 0.05, (private, burst)  # integer weights round
     bad = subprocess.run([*command, "weights", "private=x"], capture_output=True, text=True)
     assert bad.returncode == 2 and "POOL=SHARE" in bad.stderr

@@ -1,0 +1,48 @@
+"""Helpers for tests that start real servers: free loopback ports, process checks."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+from spillover.drivers.processes import is_running
+from spillover.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA, LocalLayout, LocalPool
+
+MAX_REPLICAS = 2
+
+
+def _ports_free(first: int, count: int) -> bool:
+    for port in range(first, first + count):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_base(slots: int = 2 * MAX_REPLICAS) -> int:
+    """A port base whose gateway and replica ports are all free right now."""
+    span = FIRST_REPLICA_OFFSET + PORTS_PER_REPLICA * slots
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - span)
+        if _ports_free(base, span):
+            return base
+    raise RuntimeError("no free loopback port range found")
+
+
+def small_layout(private: int = 1, burst: int = 1) -> LocalLayout:
+    return LocalLayout(
+        (LocalPool("private", private, MAX_REPLICAS), LocalPool("burst", burst, MAX_REPLICAS)),
+        port_base=free_port_base(),
+    )
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Every live process whose command line mentions marker (the run directory)."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and is_running(int(entry.name), marker)
+    ]
