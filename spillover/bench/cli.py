@@ -20,7 +20,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     serving.add_argument("--items", type=int, default=BENCH_ITEMS, help="catalog size (100000)")
     serving.add_argument("--concurrency", type=int, default=32)
-    serving.add_argument("--seconds", type=float, default=20.0, help="load per setup")
+    serving.add_argument("--seconds", type=float, default=10.0, help="load per setup per round")
+    serving.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    serving.add_argument(
+        "--model-threads", type=int, default=1, help="ONNX Runtime threads for both servers"
+    )
     serving.add_argument("--port-base", type=int, default=9100)
     serving.add_argument("--work-dir", type=Path, default=BENCH_DIR)
     serving.set_defaults(func=_serving)
@@ -38,10 +42,13 @@ def _serving(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         duration_s=args.seconds,
         port_base=args.port_base,
+        rounds=args.rounds,
+        model_threads=args.model_threads,
     )
     print(
         f"serving benchmark: {n_items} items, concurrency {args.concurrency}, "
-        f"{args.seconds:.0f} s per setup, same ONNX file and machine\n"
+        f"{args.rounds} interleaved rounds of {args.seconds:.0f} s per setup, "
+        f"{args.model_threads} ONNX Runtime thread(s), same ONNX file and machine\n"
     )
     print(report(run_serving_bench(config)))
     return 0

@@ -68,3 +68,15 @@ async def run_closed_loop(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     result.elapsed_s = time.perf_counter() - start
     return result
+
+
+def combine(results: list[LoadResult]) -> LoadResult:
+    """One result from several runs of the same setup (interleaved rounds)."""
+    combined = LoadResult(results[0].label, results[0].concurrency)
+    for result in results:
+        combined.elapsed_s += result.elapsed_s
+        combined.latencies_s += result.latencies_s
+        combined.failures += result.failures
+        combined.client_cpu_share += result.client_cpu_share * result.elapsed_s
+    combined.client_cpu_share /= combined.elapsed_s or 1.0
+    return combined

@@ -9,6 +9,7 @@ the same Python (and so the same virtualenv packages) the CLI runs on.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -96,9 +97,13 @@ def server_environment(install: TritonInstall) -> dict[str, str]:
     return env
 
 
-def shm_prefix(replica_name: str) -> str:
-    """The Python backend's shared-memory name prefix for one replica, so it can be cleaned."""
-    return f"spillover_{os.getuid()}_{replica_name}_"
+def shm_prefix(replica_name: str, run_dir: Path) -> str:
+    """The Python backend's shared-memory name prefix for one replica of one run directory.
+
+    Unique per run directory, so cleaning up after one stack never touches another's.
+    """
+    run_id = hashlib.sha1(str(run_dir).encode()).hexdigest()[:10]
+    return f"spillover_{run_id}_{replica_name}_"
 
 
 def server_command(
@@ -107,6 +112,7 @@ def server_command(
     backends_dir: Path,
     ports: ReplicaPorts,
     replica_name: str,
+    run_dir: Path,
     host: str = "127.0.0.1",
 ) -> list[str]:
     """The tritonserver command line for one replica bound to loopback."""
@@ -124,11 +130,13 @@ def server_command(
         "--strict-readiness=true",
         # A replica being stopped has already been drained by the gateway.
         "--exit-timeout-secs=5",
-        f"--backend-config=python,shm-region-prefix-name={shm_prefix(replica_name)}",
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix(replica_name, run_dir)}",
     ]
 
 
-def remove_shared_memory(replica_name: str, shm_dir: Path = Path("/dev/shm")) -> None:
+def remove_shared_memory(
+    replica_name: str, run_dir: Path, shm_dir: Path = Path("/dev/shm")
+) -> None:
     """Delete the shm regions a replica leaves behind when it is SIGKILLed."""
-    for region in shm_dir.glob(shm_prefix(replica_name) + "*"):
+    for region in shm_dir.glob(shm_prefix(replica_name, run_dir) + "*"):
         region.unlink(missing_ok=True)

@@ -107,9 +107,16 @@ class LocalStack:
     # --- commands ---------------------------------------------------------------
 
     def up(
-        self, layout: LocalLayout, model_onnx: Path, ready_timeout: float = READY_TIMEOUT_SECONDS
+        self,
+        layout: LocalLayout,
+        model_onnx: Path,
+        ready_timeout: float = READY_TIMEOUT_SECONDS,
+        model_threads: int = 1,
     ) -> None:
-        """Start the gateway and each pool's initial replicas; on failure stop them all."""
+        """Start the gateway and each pool's initial replicas; on failure stop them all.
+
+        model_threads: ONNX Runtime threads per replica (one replica stands for one GPU).
+        """
         with self.run_dir.locked():
             previous = self.run_dir.load()
             if previous is not None and self._anything_running(previous):
@@ -117,7 +124,7 @@ class LocalStack:
                     f"a local stack is already running from {self.run_dir.path}; "
                     "run `spillover local down` first"
                 )
-            self._prepare_model_repository(model_onnx)
+            self._prepare_model_repository(model_onnx, model_threads)
             state = StackState.new(layout)
             self.run_dir.save(state)
             try:
@@ -135,13 +142,17 @@ class LocalStack:
                 raise
 
     def scale(self, pool: str, replicas: int, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        """Bring a pool to `replicas`: new ones join when ready, removed ones leave drained."""
+        """Bring a pool to `replicas` live ones: dead replicas are replaced, new ones join
+        when ready, removed ones leave drained."""
         with self.run_dir.locked():
             state = self._require_state()
             layout = state.layout
+            if pool not in layout.pool_names:
+                raise StackError(f"unknown pool {pool!r}; pools are {', '.join(layout.pool_names)}")
             maximum = layout.pool(pool).max_replicas
             if not 0 <= replicas <= maximum:
                 raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
+            self._forget_dead_replicas(state, pool)
             running = sorted(state.pool_replicas(pool), key=lambda record: record.name)
             if replicas > len(running):
                 free = [s for s in layout.pool_slots(pool) if s.name not in state.replicas]
@@ -151,10 +162,9 @@ class LocalStack:
                 except BaseException:
                     self._stop_replicas(state, started)
                     raise
-                self._apply_weights(state)
             elif replicas < len(running):
                 self._stop_replicas(state, running[replicas:])
-                self._apply_weights(state)
+            self._apply_weights(state)
 
     def set_weights(self, weights: dict[str, int]) -> dict[str, int]:
         """Set pool traffic shares; they stay in force as pools scale."""
@@ -173,11 +183,11 @@ class LocalStack:
 
     def status(self) -> list[ReplicaStatus]:
         state = self._require_state()
-        stats = {
-            row.server: row
-            for row in self._gateway().server_stats()
-            if row.backend == "triton_http"
-        }
+        try:
+            server_stats = self._gateway().server_stats()
+        except haproxy.RuntimeApiError:
+            server_stats = []  # the gateway is down: say so per row instead of failing
+        stats = {row.server: row for row in server_stats if row.backend == haproxy.HTTP_BACKEND}
         rows = []
         for slot in state.layout.slots:
             record = state.replicas.get(slot.name)
@@ -221,7 +231,12 @@ class LocalStack:
         for slot in slots:
             log = self.run_dir.logs / f"{slot.name}.log"
             command = server_command(
-                install, self.run_dir.path / "model_repo", backends, slot.ports, slot.name
+                install,
+                self.run_dir.path / "model_repo",
+                backends,
+                slot.ports,
+                slot.name,
+                self.run_dir.path,
             )
             process = start_process(command, log, server_environment(install))
             record = ReplicaRecord(slot.name, slot.pool, process.pid, str(log))
@@ -273,12 +288,23 @@ class LocalStack:
             del state.replicas[record.name]
         self.run_dir.save(state)
 
+    def _forget_dead_replicas(self, state: StackState, pool: str) -> None:
+        """Take replicas whose process died out of the gateway and the state."""
+        dead = [r for r in state.pool_replicas(pool) if not is_running(r.pid, self.marker)]
+        gateway = self._gateway()
+        for record in dead:
+            gateway.disable_server(record.name)
+        self._stop_processes(dead)  # leftover stubs and shared memory
+        for record in dead:
+            del state.replicas[record.name]
+        self.run_dir.save(state)
+
     def _stop_processes(self, records: list[ReplicaRecord]) -> int:
         """Stop replicas in parallel and clean the shared memory they leave when killed."""
         ours = [record.pid for record in records if may_signal_group(record.pid, self.marker)]
         stopped = stop_groups(ours)
         for record in records:
-            remove_shared_memory(record.name)
+            remove_shared_memory(record.name, self.run_dir.path)
         return stopped
 
     # --- gateway and weights ----------------------------------------------------
@@ -309,13 +335,13 @@ class LocalStack:
 
     # --- whole stack ------------------------------------------------------------
 
-    def _prepare_model_repository(self, model_onnx: Path) -> None:
+    def _prepare_model_repository(self, model_onnx: Path, model_threads: int) -> None:
         """A Python-backend repository that serves the built ONNX file."""
         model_dir = self.run_dir.path / "model_repo" / MODEL_NAME
         version_dir = model_dir / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "config.pbtxt").write_text(
-            render_python_backend_config(execution_env_path=sys.prefix)
+            render_python_backend_config(sys.prefix, intra_op_threads=model_threads)
         )
         shutil.copyfile(PYTHON_BACKEND_MODEL, version_dir / "model.py")
         link = version_dir / "model.onnx"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from spillover.bench.serving import ServingBenchConfig, report, run_serving_bench
+from spillover.bench.serving import (
+    DIRECT,
+    DIRECT_ONE,
+    FLASK,
+    GATEWAY,
+    GATEWAY_ONE,
+    ServingBenchConfig,
+    report,
+    run_serving_bench,
+)
 from tests.support import free_port_base, processes_with_marker
 
 
@@ -14,12 +23,13 @@ def test_short_serving_bench_compares_agreeing_setups(tmp_path, model_file):
         work_dir=tmp_path,
         concurrency=4,
         duration_s=1.0,
+        rounds=1,
         warmup_s=0.2,
         port_base=free_port_base(slots=2),
     )
     results = run_serving_bench(config)
     labels = [result.label for result in results]
-    assert labels == ["triton via gateway", "flask per-request", "triton direct"]
+    assert labels == [GATEWAY, FLASK, DIRECT, GATEWAY_ONE, DIRECT_ONE]
     for result in results:
         assert result.failures == [] and result.ok > 10, result.label
         assert 0 < result.client_cpu_share < 2

@@ -21,6 +21,7 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.tritonserver import shm_prefix
 from spillover.local.stack import LocalStack, ReplicaFailed, StackError
 from spillover.model.contract import (
     HISTORY_WINDOW,
@@ -184,6 +185,9 @@ def test_sigkilled_replica_under_load_loses_no_request(running_stack):
     assert marked_down_after < 5, f"gateway took {marked_down_after:.1f} s to mark it down"
     row = next(row for row in running_stack.status() if row.replica == "private-0")
     assert not row.running and not row.ready
+    running_stack.scale("private", 1)  # level-triggered: the dead replica is replaced
+    private = [row for row in running_stack.status() if row.pool == "private" and row.running]
+    assert len(private) == 1 and private[0].ready and private[0].gateway_state == "UP"
 
 
 def test_scaling_burst_up_and_down_under_load_loses_no_request(running_stack):
@@ -227,7 +231,7 @@ def test_pool_weights_split_traffic(running_stack):
 def test_scale_outside_the_pool_limits_is_refused(running_stack):
     with pytest.raises(StackError, match="burst takes 0 to 2 replicas"):
         running_stack.scale("burst", 3)
-    with pytest.raises(KeyError, match="unknown pool 'gpu'"):
+    with pytest.raises(StackError, match="unknown pool 'gpu'"):
         running_stack.scale("gpu", 1)
 
 
@@ -239,7 +243,8 @@ def test_down_leaves_no_process_shared_memory_or_socket(tmp_path, model_file):
     stack.down()
     assert processes_with_marker(marker) == []
     assert not stack.run_dir.gateway_socket.exists()
-    assert list(Path("/dev/shm").glob(f"spillover_{os.getuid()}_*")) == []
+    regions = [shm_prefix(name, stack.run_dir.path) for name in ("private-0", "burst-0")]
+    assert [p for p in Path("/dev/shm").iterdir() if p.name.startswith(tuple(regions))] == []
     assert stack.run_dir.load() is None
 
 
