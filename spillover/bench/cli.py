@@ -23,6 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     serving.add_argument("--seconds", type=float, default=10.0, help="load per setup per round")
     serving.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     serving.add_argument(
+        "--model-instances", type=int, default=2, help="Triton model instances (default 2)"
+    )
+    serving.add_argument(
         "--model-threads", type=int, default=1, help="ONNX Runtime threads for both servers"
     )
     serving.add_argument("--port-base", type=int, default=9100)
@@ -43,12 +46,14 @@ def _serving(args: argparse.Namespace) -> int:
         duration_s=args.seconds,
         port_base=args.port_base,
         rounds=args.rounds,
+        model_instances=args.model_instances,
         model_threads=args.model_threads,
     )
     print(
         f"serving benchmark: {n_items} items, concurrency {args.concurrency}, "
         f"{args.rounds} interleaved rounds of {args.seconds:.0f} s per setup, "
-        f"{args.model_threads} ONNX Runtime thread(s), same ONNX file and machine\n"
+        f"{args.model_instances} Triton model instance(s), {args.model_threads} ONNX Runtime"
+        " thread(s) per model call, same ONNX file and machine\n"
     )
     print(report(run_serving_bench(config)))
     return 0

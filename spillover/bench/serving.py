@@ -53,8 +53,11 @@ class ServingBenchConfig:
     """Gateway port of the benchmark's own stack; the baseline and replicas follow."""
     rounds: int = 2
     """Each setup runs this many times, interleaved, so drift over the run hits all alike."""
+    model_instances: int = 2
+    """Triton model instances: two let Triton run batches on both cores, as Flask's
+    request threads run requests on both cores."""
     model_threads: int = 1
-    """ONNX Runtime threads, the same for Triton's replica and the Flask baseline."""
+    """ONNX Runtime threads per model call, the same for Triton and the Flask baseline."""
 
 
 def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
@@ -62,7 +65,12 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
     layout = LocalLayout((LocalPool("private", 1, 1), LocalPool("burst", 0, 1)), config.port_base)
     stack = LocalStack(config.work_dir / "stack")
     flask_port = config.port_base + 9
-    stack.up(layout, config.model_path, model_threads=config.model_threads)
+    stack.up(
+        layout,
+        config.model_path,
+        model_instances=config.model_instances,
+        model_threads=config.model_threads,
+    )
     flask = start_process(
         [
             sys.executable,

@@ -111,11 +111,13 @@ class LocalStack:
         layout: LocalLayout,
         model_onnx: Path,
         ready_timeout: float = READY_TIMEOUT_SECONDS,
+        model_instances: int = 1,
         model_threads: int = 1,
     ) -> None:
         """Start the gateway and each pool's initial replicas; on failure stop them all.
 
-        model_threads: ONNX Runtime threads per replica (one replica stands for one GPU).
+        model_instances and model_threads: Triton model instances per replica and ONNX
+        Runtime threads per instance (a replica stands for one GPU).
         """
         with self.run_dir.locked():
             previous = self.run_dir.load()
@@ -124,7 +126,7 @@ class LocalStack:
                     f"a local stack is already running from {self.run_dir.path}; "
                     "run `spillover local down` first"
                 )
-            self._prepare_model_repository(model_onnx, model_threads)
+            self._prepare_model_repository(model_onnx, model_instances, model_threads)
             state = StackState.new(layout)
             self.run_dir.save(state)
             try:
@@ -335,13 +337,17 @@ class LocalStack:
 
     # --- whole stack ------------------------------------------------------------
 
-    def _prepare_model_repository(self, model_onnx: Path, model_threads: int) -> None:
+    def _prepare_model_repository(
+        self, model_onnx: Path, model_instances: int, model_threads: int
+    ) -> None:
         """A Python-backend repository that serves the built ONNX file."""
         model_dir = self.run_dir.path / "model_repo" / MODEL_NAME
         version_dir = model_dir / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "config.pbtxt").write_text(
-            render_python_backend_config(sys.prefix, intra_op_threads=model_threads)
+            render_python_backend_config(
+                sys.prefix, intra_op_threads=model_threads, instances=model_instances
+            )
         )
         shutil.copyfile(PYTHON_BACKEND_MODEL, version_dir / "model.py")
         link = version_dir / "model.onnx"

@@ -88,18 +88,23 @@ def render_cluster_config(max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US) 
 def render_python_backend_config(
     execution_env_path: str,
     intra_op_threads: int = 1,
+    instances: int = 1,
     max_queue_delay_us: int = DEFAULT_MAX_QUEUE_DELAY_US,
 ) -> str:
     """config.pbtxt for local CPU Triton: the same ONNX file behind the Python backend.
 
     ``EXECUTION_ENV_PATH`` points the backend stub at the environment with the
-    packages model.py imports; ``intra_op_threads`` caps ONNX Runtime's threads.
+    packages model.py imports; ``intra_op_threads`` caps ONNX Runtime's threads per
+    model instance; ``instances`` is how many stubs run batches side by side.
     """
     if intra_op_threads < 1:
         raise ValueError(f"intra_op_threads must be at least 1, got {intra_op_threads}")
+    if instances < 1:
+        raise ValueError(f"instances must be at least 1, got {instances}")
     return _render(
         backend="python",
         instance_kind="KIND_CPU",
+        instance_count=instances,
         max_queue_delay_us=max_queue_delay_us,
         parameters={
             "EXECUTION_ENV_PATH": execution_env_path,
@@ -129,7 +134,11 @@ def validate_against_onnx(config: ModelConfig, onnx_path: Path) -> None:
 
 
 def _render(
-    backend: str, instance_kind: str, max_queue_delay_us: int, parameters: dict[str, str]
+    backend: str,
+    instance_kind: str,
+    max_queue_delay_us: int,
+    parameters: dict[str, str],
+    instance_count: int = 1,
 ) -> str:
     if max_queue_delay_us < 0:
         raise ValueError(f"max_queue_delay_us must be >= 0, got {max_queue_delay_us}")
@@ -139,7 +148,9 @@ def _render(
         f'name: "{MODEL_NAME}"\nbackend: "{backend}"\nmax_batch_size: {MAX_BATCH_SIZE}\n',
         _render_tensors("input", INPUTS),
         _render_tensors("output", OUTPUTS),
-        f"instance_group [\n  {{\n    kind: {instance_kind}\n    count: 1\n  }}\n]\n",
+        "instance_group [\n  {\n"
+        f"    kind: {instance_kind}\n    count: {instance_count}\n"
+        "  }\n]\n",
         "dynamic_batching {\n"
         f"  preferred_batch_size: [ {preferred} ]\n"
         f"  max_queue_delay_microseconds: {max_queue_delay_us}\n"

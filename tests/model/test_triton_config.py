@@ -65,11 +65,11 @@ def test_committed_cluster_config_is_up_to_date() -> None:
 def test_python_backend_config_points_the_stub_at_the_environment(onnx_file: Path) -> None:
     env = '/opt/envs/my "spillover" env'
     config = parse_config(
-        render_python_backend_config(env, intra_op_threads=2, max_queue_delay_us=250)
+        render_python_backend_config(env, intra_op_threads=2, instances=3, max_queue_delay_us=250)
     )
     assert config.backend == "python"
-    assert [group.kind for group in config.instance_group] == [
-        model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert [(group.kind, group.count) for group in config.instance_group] == [
+        (model_config_pb2.ModelInstanceGroup.KIND_CPU, 3)
     ]
     assert config.parameters["EXECUTION_ENV_PATH"].string_value == env
     assert config.parameters["intra_op_threads"].string_value == "2"
@@ -78,9 +78,10 @@ def test_python_backend_config_points_the_stub_at_the_environment(onnx_file: Pat
     validate_against_onnx(config, onnx_file)
 
 
-def test_python_backend_config_rejects_zero_threads() -> None:
-    with pytest.raises(ValueError, match="intra_op_threads"):
-        render_python_backend_config("/env", intra_op_threads=0)
+@pytest.mark.parametrize("setting", ["intra_op_threads", "instances"])
+def test_python_backend_config_rejects_zero(setting: str) -> None:
+    with pytest.raises(ValueError, match=setting):
+        render_python_backend_config("/env", **{setting: 0})
 
 
 @pytest.mark.parametrize(
