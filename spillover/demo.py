@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from spillover.bench.load import LoadResult, run_closed_loop
+from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.local.cli import DEFAULT_MODEL_REPO, DEFAULT_RUN_DIR
 from spillover.local.layout import LocalLayout, LocalPool
@@ -122,18 +122,8 @@ def _sessions_by_pool(gateway: RuntimeApi) -> Counter[str]:
 
 
 def _print_summary(results: list[LoadResult], served: Counter[str]) -> None:
-    rows = [
-        [
-            r.label,
-            r.ok,
-            len(r.failures),
-            round(r.throughput, 1),
-            round(r.percentile_ms(50), 2),
-            round(r.percentile_ms(99), 2),
-        ]
-        for r in results
-    ]
-    print(format_table(["load", "ok", "failed", "req/s", "p50 ms", "p99 ms"], rows))
+    rows = [[result.label, *summary_row(result)] for result in results]
+    print(format_table(["load", *SUMMARY_HEADERS], rows))
     total = sum(served.values()) or 1
     shares = ", ".join(f"{pool} {count / total:.0%}" for pool, count in sorted(served.items()))
     print(f"\nserved by pool: {shares}")

@@ -80,3 +80,17 @@ def combine(results: list[LoadResult]) -> LoadResult:
         combined.client_cpu_share += result.client_cpu_share * result.elapsed_s
     combined.client_cpu_share /= combined.elapsed_s or 1.0
     return combined
+
+
+SUMMARY_HEADERS = ["ok", "failed", "req/s", "p50 ms", "p99 ms"]
+
+
+def summary_row(result: LoadResult) -> list[object]:
+    """The figures every load table shows, in SUMMARY_HEADERS order."""
+    return [
+        result.ok,
+        len(result.failures),
+        round(result.throughput, 1),
+        round(result.percentile_ms(50), 2),
+        round(result.percentile_ms(99), 2),
+    ]

@@ -15,7 +15,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from spillover.bench.load import LoadResult, combine, run_closed_loop
+from spillover.bench.load import (
+    SUMMARY_HEADERS,
+    LoadResult,
+    combine,
+    run_closed_loop,
+    summary_row,
+)
 from spillover.bench.rawhttp import flask_requests, pooled_sender, triton_requests
 from spillover.drivers.processes import start_process, stop_group
 from spillover.local.layout import LocalLayout, LocalPool
@@ -160,22 +166,8 @@ def _wait_http_ok(url: str, timeout_s: float) -> None:
 def report(results: list[LoadResult]) -> str:
     """The side-by-side table and the ratios the goals are stated in."""
     by_label = {result.label: result for result in results}
-    rows = [
-        [
-            r.label,
-            r.concurrency,
-            r.ok,
-            len(r.failures),
-            round(r.throughput, 1),
-            round(r.percentile_ms(50), 2),
-            round(r.percentile_ms(99), 2),
-            f"{r.client_cpu_share:.0%}",
-        ]
-        for r in results
-    ]
-    table = format_table(
-        ["setup", "concurrency", "ok", "failed", "req/s", "p50 ms", "p99 ms", "client CPU"], rows
-    )
+    rows = [[r.label, r.concurrency, *summary_row(r), f"{r.client_cpu_share:.0%}"] for r in results]
+    table = format_table(["setup", "concurrency", *SUMMARY_HEADERS, "client CPU"], rows)
     triton, flask, direct = by_label[GATEWAY], by_label[FLASK], by_label[DIRECT]
     gateway_one, direct_one = by_label[GATEWAY_ONE], by_label[DIRECT_ONE]
     lines = [

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from spillover.drivers.processes import log_tail
 from spillover.errors import SpilloverError
 
 STUB_NAME = "triton_python_backend_stub"
+ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
+"""Triton's error log lines (glog's E<mmdd> prefix) and its final fatal message."""
+CPU_ONLY_NOISE = "CudaDriverHelper has not been initialized"
+"""Triton logs this as an error on every start without a GPU."""
 
 
 class TritonNotInstalled(SpilloverError):
@@ -140,3 +146,13 @@ def remove_shared_memory(
     """Delete the shm regions a replica leaves behind when it is SIGKILLed."""
     for region in shm_dir.glob(shm_prefix(replica_name, run_dir) + "*"):
         region.unlink(missing_ok=True)
+
+
+def startup_errors(log: Path, lines: int = 12) -> str:
+    """Why a replica failed to start: Triton's error lines, else the log's tail.
+
+    Triton ends a failed start with its settings table, so a plain tail hides the cause.
+    """
+    tail = log_tail(log, lines=400).splitlines()
+    errors = [line for line in tail if ERROR_LINE.match(line) and CPU_ONLY_NOISE not in line]
+    return "\n".join((errors or tail)[-lines:])

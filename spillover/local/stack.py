@@ -8,7 +8,6 @@ so scaling in either direction costs no request.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import sys
 import time
@@ -20,7 +19,6 @@ from pathlib import Path
 from spillover.drivers import haproxy
 from spillover.drivers.processes import (
     is_running,
-    log_tail,
     may_signal_group,
     start_process,
     stop_groups,
@@ -32,6 +30,7 @@ from spillover.drivers.tritonserver import (
     remove_shared_memory,
     server_command,
     server_environment,
+    startup_errors,
 )
 from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, Slot
@@ -42,12 +41,9 @@ from spillover.model.triton_config import render_python_backend_config
 # Runs inside Triton's Python backend stub, so it is copied, never imported here.
 PYTHON_BACKEND_MODEL = Path(__file__).parents[1] / "serving" / "triton_python_model.py"
 READY_TIMEOUT_SECONDS = 120.0
-TRITON_ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
-CPU_ONLY_NOISE = "CudaDriverHelper has not been initialized"
-"""Triton logs this as an error on every start without a GPU."""
+DRAIN_TIMEOUT_SECONDS = 10.0
 
 logger = logging.getLogger(__name__)
-DRAIN_TIMEOUT_SECONDS = 10.0
 
 
 class StackError(SpilloverError):
@@ -58,18 +54,8 @@ class ReplicaFailed(StackError):
     """A replica did not become ready; carries Triton's errors or the tail of its log."""
 
     def __init__(self, name: str, reason: str, log: Path) -> None:
-        super().__init__(f"replica {name} {reason}; from {log}:\n{_triton_errors(log)}")
+        super().__init__(f"replica {name} {reason}; from {log}:\n{startup_errors(log)}")
         self.replica = name
-
-
-def _triton_errors(log: Path, lines: int = 12) -> str:
-    """Triton's error lines (E<mmdd> ...) when it logged any, else the log's tail.
-
-    Triton ends a failed start with its settings table, so a plain tail hides the cause.
-    """
-    tail = log_tail(log, lines=400).splitlines()
-    errors = [line for line in tail if TRITON_ERROR_LINE.match(line) and CPU_ONLY_NOISE not in line]
-    return "\n".join((errors or tail)[-lines:])
 
 
 @dataclass(frozen=True)
