@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnxruntime
@@ -12,6 +16,25 @@ from spillover.model.evaluate import HoldoutSplit, split_last_clicks
 from spillover.model.onnx_export import export
 from spillover.model.synth import InteractionLog, SynthConfig, generate
 from spillover.model.train import TrainConfig, TrainResult, train
+from tests.support import processes_with_marker
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a server running from its tmp_path, after killing it."""
+    uses_tmp_path = "tmp_path" in request.fixturenames
+    # Asked for now, so tmp_path is torn down after this check and not before it.
+    tmp_path = request.getfixturevalue("tmp_path") if uses_tmp_path else None
+    yield
+    if tmp_path is None:
+        return
+    leftovers = processes_with_marker(str(tmp_path))
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+    if leftovers:
+        pytest.fail(f"processes left running by the test (now killed): {leftovers}")
+
 
 SMALL_SYNTH = SynthConfig(n_users=1500, n_items=600, n_categories=24, seed=7)
 """Small enough to train in seconds, with enough categories that popularity is beatable."""

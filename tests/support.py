@@ -6,7 +6,6 @@ import random
 import socket
 from pathlib import Path
 
-from spillover.drivers.processes import is_running
 from spillover.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA, LocalLayout, LocalPool
 
 MAX_REPLICAS = 2
@@ -40,9 +39,12 @@ def small_layout(private: int = 1, burst: int = 1) -> LocalLayout:
 
 
 def processes_with_marker(marker: str) -> list[int]:
-    """Every live process whose command line mentions marker (the run directory)."""
-    return [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and is_running(int(entry.name), marker)
-    ]
+    """Every live process whose command line mentions marker (e.g. a run directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # it exited while we looked
+            continue
+    return found

@@ -20,6 +20,7 @@ from spillover.drivers.processes import (
     log_tail,
     may_signal_group,
     start_process,
+    start_ticks,
     stop_group,
 )
 from spillover.errors import SpilloverError
@@ -42,6 +43,8 @@ class GatewayProcess:
 
     pid: int
     """haproxy's PID, also its process group (record it to stop the gateway later)."""
+    started: int
+    """Its start time in clock ticks after boot: with pid, its identity (record it too)."""
     config_path: Path
     """The config it runs, ``<run_dir>/haproxy.cfg``."""
     log_path: Path
@@ -54,7 +57,7 @@ class GatewayProcess:
 
     def stop(self, grace_seconds: float = 5.0) -> bool:
         """Stop this gateway; see ``stop_gateway``."""
-        return stop_gateway(self.pid, str(self.config_path), self.socket_path, grace_seconds)
+        return stop_gateway(self.pid, self.started, self.socket_path, grace_seconds)
 
 
 def start_gateway(
@@ -62,7 +65,6 @@ def start_gateway(
 ) -> GatewayProcess:
     """Write, check and run the gateway's config; return once its runtime API answers."""
     binary = find_haproxy()
-    # Absolute, so the command line carries the run directory for stop_gateway's marker.
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     spec.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,9 @@ def start_gateway(
     check_config_file(config_path)
     log_path = run_dir / LOG_FILE
     process = start_process([str(binary), "-db", "-f", str(config_path)], log_path)
-    gateway = GatewayProcess(process.pid, config_path, log_path, spec.socket_path)
+    started = start_ticks(process.pid)
+    assert started is not None  # our unreaped child: at worst a zombie, never gone
+    gateway = GatewayProcess(process.pid, started, config_path, log_path, spec.socket_path)
     try:
         _wait_until_answering(gateway, process.poll, start_timeout_s)
     except BaseException:
@@ -83,18 +87,18 @@ def start_gateway(
 
 def stop_gateway(
     pid: int,
-    marker: str | None = None,
+    started: int | None = None,
     socket_path: Path | None = None,
     grace_seconds: float = 5.0,
 ) -> bool:
     """Stop the gateway's process group (SIGTERM, then SIGKILL) and remove its socket.
 
-    Only an haproxy process is signalled, and when ``marker`` is given (the run
-    directory or config path) only one whose command line contains it, so a PID
-    reused by another program is left alone. Returns whether there was a
-    process to stop; stopping a stopped gateway is harmless.
+    With ``started`` (its recorded start time) only that very process is signalled;
+    without it, only an haproxy process. Either way a PID reused by another program
+    is left alone. Returns whether there was a process to stop; stopping a stopped
+    gateway is harmless.
     """
-    ours = _is_haproxy(pid) and (marker is None or may_signal_group(pid, marker))
+    ours = may_signal_group(pid, started) if started is not None else _is_haproxy(pid)
     if ours and socket_path is None:
         socket_path = _socket_of_running_gateway(pid)
     stopped = ours and stop_group(pid, grace_seconds)

@@ -2,8 +2,10 @@
 
 Every server starts in a session of its own, so its PID is also its process-group
 ID and stopping the group takes its children (Triton's backend stubs) with it.
-PIDs are written to the run directory; before signalling a recorded PID we check
-its command line still carries the run directory, so a reused PID is never hit.
+A process is recorded as its PID plus its start time (clock ticks after boot, from
+/proc/<pid>/stat): the pair names one process for its whole life, so a reused PID
+is never signalled. (Its command line would not do: it reads empty for a moment
+while the process execs, just after Popen returns.)
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ def start_process(
         )
 
 
+START_TIME_FIELD = 19
+"""Index of `starttime` (field 22 of /proc/<pid>/stat) among the fields after the name."""
+
+
 def _stat_fields(pid: int) -> list[str] | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -42,26 +48,26 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
-def is_running(pid: int, marker: str) -> bool:
-    """True when pid is a live (not zombie) process whose command line contains marker."""
+def start_ticks(pid: int) -> int | None:
+    """When pid started, in clock ticks after boot; None if there is no such process."""
     fields = _stat_fields(pid)
-    if fields is None or fields[0] == "Z":
-        return False
-    try:
-        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except FileNotFoundError:
-        return False
-    return marker.encode() in command_line
+    return int(fields[START_TIME_FIELD]) if fields is not None else None
 
 
-def may_signal_group(pid: int, marker: str) -> bool:
-    """True when pid's group is ours to stop: pid is our server, or its leader is already gone.
+def is_running(pid: int, started: int) -> bool:
+    """True when pid is still the live (not zombie) process that started at `started`."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z" and int(fields[START_TIME_FIELD]) == started
+
+
+def may_signal_group(pid: int, started: int) -> bool:
+    """True when pid's group is ours to stop: pid is our process, or it is already dead.
 
     A dead leader (gone or a zombie) may leave children in its group; the kernel does
     not reuse a PID while a group of that ID has members, so they are still ours.
     """
     fields = _stat_fields(pid)
-    return fields is None or fields[0] == "Z" or is_running(pid, marker)
+    return fields is None or fields[0] == "Z" or int(fields[START_TIME_FIELD]) == started
 
 
 def group_members(pgid: int) -> list[int]:

@@ -21,6 +21,7 @@ from spillover.drivers.processes import (
     is_running,
     may_signal_group,
     start_process,
+    start_ticks,
     stop_groups,
 )
 from spillover.drivers.tritonserver import (
@@ -88,7 +89,6 @@ class LocalStack:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = RunDir(run_dir)
-        self.marker = str(self.run_dir.path)
 
     # --- commands ---------------------------------------------------------------
 
@@ -117,7 +117,7 @@ class LocalStack:
             self.run_dir.save(state)
             try:
                 gateway = haproxy.start_gateway(self._gateway_spec(layout), self.run_dir.path)
-                state.gateway_pid = gateway.pid
+                state.gateway_pid, state.gateway_started = gateway.pid, gateway.started
                 self.run_dir.save(state)
                 for pool in layout.pools:
                     self._start_replicas(
@@ -179,7 +179,7 @@ class LocalStack:
         rows = []
         for slot in state.layout.slots:
             record = state.replicas.get(slot.name)
-            running = record is not None and is_running(record.pid, self.marker)
+            running = record is not None and is_running(record.pid, record.started)
             gateway_row = stats.get(slot.name)
             rows.append(
                 ReplicaStatus(
@@ -227,7 +227,9 @@ class LocalStack:
                 self.run_dir.path,
             )
             process = start_process(command, log, server_environment(install))
-            record = ReplicaRecord(slot.name, slot.pool, process.pid, str(log))
+            start_time = start_ticks(process.pid)
+            assert start_time is not None  # our unreaped child: at worst a zombie, never gone
+            record = ReplicaRecord(slot.name, slot.pool, process.pid, start_time, str(log))
             state.replicas[slot.name] = record
             self.run_dir.save(state)  # before waiting: `down` must find it if we are killed
             started.append(record)
@@ -242,7 +244,7 @@ class LocalStack:
         gateway = self._gateway()
         while waiting:
             for name, record in list(waiting.items()):
-                if not is_running(record.pid, self.marker):
+                if not is_running(record.pid, record.started):
                     raise ReplicaFailed(name, "exited before it was ready", Path(record.log))
                 if is_ready(slots[name].ports.http):
                     gateway.enable_server(name)
@@ -278,7 +280,7 @@ class LocalStack:
 
     def _forget_dead_replicas(self, state: StackState, pool: str) -> None:
         """Take replicas whose process died out of the gateway and the state."""
-        dead = [r for r in state.pool_replicas(pool) if not is_running(r.pid, self.marker)]
+        dead = [r for r in state.pool_replicas(pool) if not is_running(r.pid, r.started)]
         gateway = self._gateway()
         for record in dead:
             gateway.disable_server(record.name)
@@ -289,7 +291,7 @@ class LocalStack:
 
     def _stop_processes(self, records: list[ReplicaRecord]) -> int:
         """Stop replicas in parallel and clean the shared memory they leave when killed."""
-        ours = [record.pid for record in records if may_signal_group(record.pid, self.marker)]
+        ours = [record.pid for record in records if may_signal_group(record.pid, record.started)]
         stopped = stop_groups(ours)
         for record in records:
             remove_shared_memory(record.name, self.run_dir.path)
@@ -341,13 +343,14 @@ class LocalStack:
         link.symlink_to(model_onnx.resolve())
 
     def _anything_running(self, state: StackState) -> bool:
-        pids = [record.pid for record in state.replicas.values()]
-        pids += [state.gateway_pid] if state.gateway_pid else []
-        return any(is_running(pid, self.marker) for pid in pids)
+        processes = [(record.pid, record.started) for record in state.replicas.values()]
+        if state.gateway_pid and state.gateway_started:
+            processes.append((state.gateway_pid, state.gateway_started))
+        return any(is_running(pid, started) for pid, started in processes)
 
     def _stop_everything(self, state: StackState) -> int:
         stopped = self._stop_processes(list(state.replicas.values()))
-        if state.gateway_pid and haproxy.stop_gateway(state.gateway_pid, self.marker):
+        if state.gateway_pid and haproxy.stop_gateway(state.gateway_pid, state.gateway_started):
             stopped += 1
         self.run_dir.clear()
         return stopped

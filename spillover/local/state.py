@@ -27,6 +27,8 @@ class ReplicaRecord:
     name: str
     pool: str
     pid: int
+    started: int
+    """The process's start time in clock ticks after boot: with pid, its identity."""
     log: str
 
 
@@ -37,6 +39,7 @@ class StackState:
     port_base: int
     pools: list[dict]
     gateway_pid: int | None = None
+    gateway_started: int | None = None
     replicas: dict[str, ReplicaRecord] = field(default_factory=dict)
     weights: dict[str, int] | None = None
     """Pool shares set with `local weights`; None means shares follow ready replicas."""

@@ -143,7 +143,7 @@ def test_metrics_port_serves_prometheus_metrics_and_the_stats_page(
 
 def test_stop_gateway_ends_the_process_and_removes_the_socket(launch: GatewayFactory) -> None:
     gateway = launch(healthy("private-0"))
-    assert haproxy.stop_gateway(gateway.process.pid, marker=str(gateway.spec.socket_path.parent))
+    assert haproxy.stop_gateway(gateway.process.pid, gateway.process.started)
     assert not gateway.spec.socket_path.exists()
     assert not Path(f"/proc/{gateway.process.pid}").exists()
     assert not haproxy.stop_gateway(gateway.process.pid), "stopping twice must be harmless"
