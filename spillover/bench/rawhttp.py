@@ -59,39 +59,45 @@ def flask_requests(host: str, port: int, requests: Iterable[Request]) -> list[by
     return built
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class ConnectionPool:
-    """`size` keep-alive connections; a closed-loop worker holds one per request."""
+    """`size` keep-alive connection slots; a closed-loop worker holds one per request.
+
+    A slot whose connection failed is left empty and reconnected on its next use, so
+    a server that goes away costs failed requests, never a worker stuck waiting.
+    """
 
     def __init__(self, host: str, port: int, size: int) -> None:
-        self.host, self.port, self.size = host, port, size
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
-            asyncio.Queue()
-        )
-
-    async def open(self) -> None:
-        for _ in range(self.size):
-            self._idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+        self.host, self.port = host, port
+        self._slots: asyncio.Queue[Connection | None] = asyncio.Queue()
+        for _ in range(size):
+            self._slots.put_nowait(None)
 
     async def close(self) -> None:
-        while not self._idle.empty():
-            _, writer = self._idle.get_nowait()
-            writer.close()
+        while not self._slots.empty():
+            connection = self._slots.get_nowait()
+            if connection is not None:
+                connection[1].close()
 
     async def exchange(self, request: bytes) -> None:
         """Send one request and read its whole response; raise unless it is a 200."""
-        reader, writer = await self._idle.get()
+        connection = await self._slots.get()
         try:
+            if connection is None:
+                connection = await asyncio.open_connection(self.host, self.port)
+            reader, writer = connection
             writer.write(request)
             status, keep_alive = await _read_response(reader)
         except BaseException:
-            writer.close()
-            self._idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+            if connection is not None:
+                connection[1].close()
+            self._slots.put_nowait(None)
             raise
-        if keep_alive:
-            self._idle.put_nowait((reader, writer))
-        else:
+        if not keep_alive:
             writer.close()
-            self._idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+        self._slots.put_nowait(connection if keep_alive else None)
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
 
@@ -113,7 +119,6 @@ async def pooled_sender(
 ) -> tuple[Send, ConnectionPool]:
     """A Send that cycles through pre-built requests over a pool of connections."""
     pool = ConnectionPool(host, port, concurrency)
-    await pool.open()
 
     async def send(index: int) -> None:
         await pool.exchange(requests[index % len(requests)])

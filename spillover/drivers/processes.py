@@ -101,6 +101,7 @@ def stop_groups(pgids: Iterable[int], grace_seconds: float = 8.0) -> int:
     grace_seconds gets SIGKILL. Groups stop in parallel, so N servers take one grace
     period, not N.
     """
+    pgids = list(pgids)
     live = [pgid for pgid in pgids if group_members(pgid)]
     for pgid in live:
         _terminate(pgid)
@@ -116,10 +117,13 @@ def stop_groups(pgids: Iterable[int], grace_seconds: float = 8.0) -> int:
 def _terminate(pgid: int) -> None:
     """SIGTERM the leader, or the whole group when the leader is already dead."""
     fields = _stat_fields(pgid)
-    if fields is not None and fields[0] != "Z":
-        os.kill(pgid, signal.SIGTERM)
-    else:
-        _signal_group(pgid, signal.SIGTERM)
+    try:
+        if fields is not None and fields[0] != "Z":
+            os.kill(pgid, signal.SIGTERM)
+        else:
+            os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:  # it exited since we looked; the wait below sees that
+        pass
 
 
 def _wait_until_empty(pgids: list[int], timeout_s: float) -> list[int]:

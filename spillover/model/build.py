@@ -84,12 +84,13 @@ def build_model(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict[
 
 
 def ensure_model(repo_dir: Path, items: int | None = None) -> Path:
-    """The ONNX file in ``repo_dir``, built with the default settings if it is missing.
+    """The ONNX file in ``repo_dir``, built with the default settings unless complete.
 
+    metrics.json is written last, so a build interrupted half-way is built again.
     ``items`` overrides the default catalog size of a build this call makes.
     """
     path = onnx_path(repo_dir)
-    if not path.exists():
+    if not (path.parent / METRICS_FILE).exists():
         synth = SynthConfig() if items is None else SynthConfig(n_items=items)
         logger.info("no model at %s; building it with %d items", path, synth.n_items)
         logger.info("%s", format_summary(build_model(repo_dir, synth, TrainConfig())))
