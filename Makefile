@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup system-deps lint bench-serving model clean
+.PHONY: demo test setup system-deps bench-serving model clean
 
 demo: setup
 	$(BIN)/spillover demo
 
 test: setup
 	$(BIN)/ruff check spillover tests
+	$(BIN)/ruff format --check spillover tests
 	$(BIN)/mypy spillover
 	$(BIN)/pytest
 
@@ -30,11 +31,6 @@ model: setup
 
 bench-serving: setup
 	$(BIN)/spillover bench serving
-
-lint: setup
-	$(BIN)/ruff check spillover tests
-	$(BIN)/ruff format --check spillover tests
-	$(BIN)/mypy spillover
 
 clean:
 	-$(BIN)/spillover local down

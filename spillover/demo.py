@@ -16,10 +16,10 @@ from pathlib import Path
 
 from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
 from spillover.drivers.haproxy import RuntimeApi
-from spillover.local.cli import DEFAULT_MODEL_REPO, DEFAULT_RUN_DIR
+from spillover.local.cli import DEFAULT_RUN_DIR
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
-from spillover.model.cli import ensure_model, model_sizes
+from spillover.model.build import DEFAULT_REPO, ensure_model, model_sizes
 from spillover.serving.client import AsyncRecommenderClient, Protocol, RecommenderClient
 from spillover.serving.workload import sample_requests
 from spillover.tables import format_table
@@ -32,7 +32,7 @@ NEW_VISITOR = -1
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="run the local hybrid stack end to end, then stop it")
     demo.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
-    demo.add_argument("--model-repo", type=Path, default=DEFAULT_MODEL_REPO)
+    demo.add_argument("--model-repo", type=Path, default=DEFAULT_REPO)
     demo.add_argument("--port-base", type=int, default=8000)
     demo.add_argument("--seconds", type=float, default=5.0, help="load per protocol (default 5)")
     demo.add_argument("--concurrency", type=int, default=16)

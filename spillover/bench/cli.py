@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from spillover.bench.serving import ServingBenchConfig, report, run_serving_bench
-from spillover.model.cli import ensure_model, model_sizes
+from spillover.model.build import ensure_model, model_sizes
 
 BENCH_DIR = Path(".spillover/bench")
 BENCH_ITEMS = 100_000
@@ -18,19 +20,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     serving = kinds.add_parser(
         "serving", help="Triton+batching vs Flask per request, and gateway overhead"
     )
-    serving.add_argument("--items", type=int, default=BENCH_ITEMS, help="catalog size (100000)")
-    serving.add_argument("--concurrency", type=int, default=32)
-    serving.add_argument("--seconds", type=float, default=10.0, help="load per setup per round")
-    serving.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    defaults = {field.name: field.default for field in fields(ServingBenchConfig)}
+    serving.add_argument("--items", type=_positive(int), default=BENCH_ITEMS, help="catalog size")
+    serving.add_argument("--concurrency", type=_positive(int), default=defaults["concurrency"])
     serving.add_argument(
-        "--model-instances", type=int, default=2, help="Triton model instances (default 2)"
+        "--seconds", type=_positive(float), default=defaults["duration_s"], help="per round"
+    )
+    serving.add_argument("--rounds", type=_positive(int), default=defaults["rounds"])
+    serving.add_argument(
+        "--model-instances", type=_positive(int), default=defaults["model_instances"]
     )
     serving.add_argument(
-        "--model-threads", type=int, default=1, help="ONNX Runtime threads for both servers"
+        "--model-threads",
+        type=_positive(int),
+        default=defaults["model_threads"],
+        help="ONNX Runtime threads per model call, for both servers",
     )
-    serving.add_argument("--port-base", type=int, default=9100)
+    serving.add_argument("--port-base", type=int, default=defaults["port_base"])
     serving.add_argument("--work-dir", type=Path, default=BENCH_DIR)
     serving.set_defaults(func=_serving)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """argparse type: a number above 0 (argparse names the flag in its error)."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    return parse
 
 
 def _serving(args: argparse.Namespace) -> int:

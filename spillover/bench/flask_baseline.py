@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import WSGIRequestHandler
 
 from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, OUTPUT_ITEM_IDS, OUTPUT_SCORES
-from spillover.serving.client import pad_histories
+from spillover.serving.batching import pad_histories
 
 
 def create_app(model_path: Path, intra_op_threads: int = 1) -> Flask:

@@ -44,19 +44,19 @@ def triton_requests(host: str, port: int, requests: Iterable[Request]) -> list[b
     return built
 
 
+def flask_body(request: Request) -> bytes:
+    """The baseline's JSON request: one user and their history items."""
+    return json.dumps(
+        {
+            "user_id": int(request.user_ids[0, 0]),
+            "history": [int(item) for item in request.histories[0] if item >= 0],
+        }
+    ).encode()
+
+
 def flask_requests(host: str, port: int, requests: Iterable[Request]) -> list[bytes]:
-    """The baseline's JSON requests: one user and their history items."""
-    built = []
-    for request in requests:
-        body = json.dumps(
-            {
-                "user_id": int(request.user_ids[0, 0]),
-                "history": [int(item) for item in request.histories[0] if item >= 0],
-            }
-        ).encode()
-        headers = {"Content-Type": "application/json"}
-        built.append(http_request(host, port, "/recommend", body, headers))
-    return built
+    headers = {"Content-Type": "application/json"}
+    return [http_request(host, port, "/recommend", flask_body(r), headers) for r in requests]
 
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]

@@ -22,8 +22,9 @@ from spillover.bench.load import (
     run_closed_loop,
     summary_row,
 )
-from spillover.bench.rawhttp import flask_requests, pooled_sender, triton_requests
-from spillover.drivers.processes import start_process, stop_group
+from spillover.bench.rawhttp import flask_body, flask_requests, pooled_sender, triton_requests
+from spillover.drivers.processes import log_tail, start_process, stop_group
+from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.serving.client import RecommenderClient
@@ -31,6 +32,12 @@ from spillover.serving.workload import Request, sample_requests
 from spillover.tables import format_table
 
 HOST = "127.0.0.1"
+
+
+class BenchError(SpilloverError):
+    """The benchmark could not measure what it claims to; the message says why."""
+
+
 GATEWAY, FLASK, DIRECT = "triton via gateway", "flask per-request", "triton direct"
 GATEWAY_ONE, DIRECT_ONE = "triton via gateway, 1 in flight", "triton direct, 1 in flight"
 
@@ -49,8 +56,8 @@ class ServingBenchConfig:
     """Run directory for the stack, the baseline's log, and nothing else."""
     concurrency: int = 32
     """Requests in flight for every setup."""
-    duration_s: float = 20.0
-    """How long each setup is loaded."""
+    duration_s: float = 10.0
+    """How long each setup is loaded, per round."""
     max_requests: int = 200_000
     """Upper bound on requests per setup, whatever the duration."""
     warmup_s: float = 3.0
@@ -89,7 +96,7 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
         config.work_dir / "flask.log",
     )
     try:
-        _wait_http_ok(f"http://{HOST}:{flask_port}/health", timeout_s=60.0)
+        _wait_http_ok(f"http://{HOST}:{flask_port}/health", 60.0, config.work_dir / "flask.log")
         gateway, direct = layout.gateway_port("http"), layout.slots[0].ports.http
         _check_same_answers(f"{HOST}:{gateway}", flask_port, requests[:8])
         via_gateway = triton_requests(HOST, gateway, requests)
@@ -134,24 +141,22 @@ def _check_same_answers(triton_url: str, flask_port: int, requests: list[Request
     with RecommenderClient(triton_url) as triton:
         for request in requests:
             from_triton = triton.recommend(request.user_ids.ravel().tolist(), request.histories)
-            body = json.dumps(
-                {
-                    "user_id": int(request.user_ids[0, 0]),
-                    "history": [int(i) for i in request.histories[0] if i >= 0],
-                }
-            ).encode()
             call = urllib.request.Request(
                 f"http://{HOST}:{flask_port}/recommend",
-                body,
+                flask_body(request),
                 {"Content-Type": "application/json"},
             )
             with urllib.request.urlopen(call, timeout=10) as response:
                 from_flask = json.loads(response.read())["item_ids"]
             if from_triton.item_ids[0].tolist() != from_flask:
-                raise AssertionError(f"Triton and Flask disagree for {request}")
+                raise BenchError(
+                    f"Triton and Flask recommend different items for user "
+                    f"{int(request.user_ids[0, 0])}: {from_triton.item_ids[0].tolist()} vs "
+                    f"{from_flask}; the comparison would mean nothing"
+                )
 
 
-def _wait_http_ok(url: str, timeout_s: float) -> None:
+def _wait_http_ok(url: str, timeout_s: float, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -160,7 +165,9 @@ def _wait_http_ok(url: str, timeout_s: float) -> None:
                     return
         except OSError:
             time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+    raise BenchError(
+        f"{url} did not answer within {timeout_s:.0f} s; last lines of {log}:\n{log_tail(log)}"
+    )
 
 
 def report(results: list[LoadResult]) -> str:
@@ -173,10 +180,11 @@ def report(results: list[LoadResult]) -> str:
     lines = [
         table,
         "",
-        f"(a/b) Triton+batching vs Flask: {triton.throughput / flask.throughput:.2f}x throughput"
+        "(a/b) Triton+batching vs Flask:"
+        f" {_ratio(triton.throughput, flask.throughput):.2f}x throughput"
         f" (goal >= 5x); p99 {triton.percentile_ms(99):.1f} vs {flask.percentile_ms(99):.1f} ms"
         " (goal: no worse)",
-        f"(c) gateway vs direct: {triton.throughput / direct.throughput:.3f}x throughput"
+        f"(c) gateway vs direct: {_ratio(triton.throughput, direct.throughput):.3f}x throughput"
         f" (goal >= 0.95x); p50 added {_added_p50(gateway_one, direct_one):+.2f} ms with one"
         f" request in flight, {_added_p50(triton, direct):+.2f} ms at concurrency"
         f" {triton.concurrency} (goal <= 0.3 ms)",
@@ -186,3 +194,8 @@ def report(results: list[LoadResult]) -> str:
 
 def _added_p50(via_gateway: LoadResult, direct: LoadResult) -> float:
     return via_gateway.percentile_ms(50) - direct.percentile_ms(50)
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b, or NaN when b served nothing (its failures are in the table)."""
+    return a / b if b else float("nan")

@@ -19,8 +19,10 @@ from spillover.drivers.haproxy_config import (
 from spillover.drivers.haproxy_process import (
     GatewayProcess,
     GatewayStartError,
+    launch_gateway,
     start_gateway,
     stop_gateway,
+    wait_for_gateway,
 )
 from spillover.drivers.haproxy_runtime import (
     GatewayUnreachableError,
@@ -69,7 +71,9 @@ __all__ = [
     "find_haproxy",
     "pool_of_server",
     "render_config",
+    "launch_gateway",
     "spread_pool_weights",
     "start_gateway",
     "stop_gateway",
+    "wait_for_gateway",
 ]

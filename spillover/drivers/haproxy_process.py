@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from spillover.drivers.haproxy_config import check_config_file, find_haproxy, re
 from spillover.drivers.haproxy_runtime import GatewayUnreachableError, RuntimeApi
 from spillover.drivers.haproxy_spec import GatewaySpec
 from spillover.drivers.processes import (
+    is_running,
     log_tail,
     may_signal_group,
     start_process,
@@ -64,6 +64,17 @@ def start_gateway(
     spec: GatewaySpec, run_dir: Path, start_timeout_s: float = START_TIMEOUT_S
 ) -> GatewayProcess:
     """Write, check and run the gateway's config; return once its runtime API answers."""
+    gateway = launch_gateway(spec, run_dir)
+    wait_for_gateway(gateway, start_timeout_s)
+    return gateway
+
+
+def launch_gateway(spec: GatewaySpec, run_dir: Path) -> GatewayProcess:
+    """Write, check and start the gateway's config without waiting for it.
+
+    Callers that must be able to stop the gateway after being killed record the
+    returned process before they call wait_for_gateway.
+    """
     binary = find_haproxy()
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -76,13 +87,30 @@ def start_gateway(
     process = start_process([str(binary), "-db", "-f", str(config_path)], log_path)
     started = start_ticks(process.pid)
     assert started is not None  # our unreaped child: at worst a zombie, never gone
-    gateway = GatewayProcess(process.pid, started, config_path, log_path, spec.socket_path)
+    return GatewayProcess(process.pid, started, config_path, log_path, spec.socket_path)
+
+
+def wait_for_gateway(gateway: GatewayProcess, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once the runtime API answers; stop the gateway and raise if it never does."""
+    api = RuntimeApi(gateway.socket_path, timeout_s=1.0)
+    deadline = time.monotonic() + timeout_s
     try:
-        _wait_until_answering(gateway, process.poll, start_timeout_s)
+        while True:
+            if not is_running(gateway.pid, gateway.started):
+                raise GatewayStartError(_failure("haproxy exited", gateway))
+            try:
+                api.execute("show info")
+                return
+            except GatewayUnreachableError as error:
+                if time.monotonic() >= deadline:
+                    message = (
+                        f"haproxy did not answer on {gateway.socket_path} within {timeout_s} s"
+                    )
+                    raise GatewayStartError(_failure(message, gateway)) from error
+                time.sleep(0.02)
     except BaseException:
-        stop_group(process.pid, grace_seconds=2.0)
+        stop_group(gateway.pid, grace_seconds=2.0)
         raise
-    return gateway
 
 
 def stop_gateway(
@@ -126,25 +154,6 @@ def _clear_stale_socket(socket_path: Path) -> None:
     raise GatewayStartError(
         f"a gateway already answers on {socket_path}; stop it before starting another"
     )
-
-
-def _wait_until_answering(
-    gateway: GatewayProcess, exit_code: Callable[[], int | None], timeout_s: float
-) -> None:
-    api = RuntimeApi(gateway.socket_path, timeout_s=1.0)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        code = exit_code()
-        if code is not None:
-            raise GatewayStartError(_failure(f"haproxy exited with code {code}", gateway))
-        try:
-            api.execute("show info")
-            return
-        except GatewayUnreachableError as error:
-            if time.monotonic() >= deadline:
-                message = f"haproxy did not answer on {gateway.socket_path} within {timeout_s} s"
-                raise GatewayStartError(_failure(message, gateway)) from error
-            time.sleep(0.02)
 
 
 def _failure(reason: str, gateway: GatewayProcess) -> str:

@@ -104,7 +104,7 @@ class RuntimeApi:
                 connection.connect(str(self.socket_path))
                 connection.sendall(command.encode() + b"\n")
                 return _read_to_end(connection)
-            except (FileNotFoundError, ConnectionError, TimeoutError) as error:
+            except OSError as error:  # missing, refused, no permission, timed out
                 raise GatewayUnreachableError(
                     f"no gateway answers on {self.socket_path} ({error}); is it running?"
                 ) from error

@@ -58,7 +58,7 @@ class ReplicaPorts:
 def find_triton() -> TritonInstall:
     """Locate tritonserver and its Python backend in the installed nvidia-pytriton wheel."""
     try:
-        import pytriton  # noqa: PLC0415 - only needed to find the wheel's files
+        import pytriton
     except ImportError as error:
         raise TritonNotInstalled(
             "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
@@ -82,16 +82,30 @@ def find_triton() -> TritonInstall:
 
 
 def prepare_backend_dir(install: TritonInstall, backends_dir: Path) -> Path:
-    """Assemble `<backends_dir>/python` with the backend library and this Python's stub."""
+    """Assemble `<backends_dir>/python` with the backend library and this Python's stub.
+
+    A file that differs from the installed one (another Python, a newer wheel) is
+    replaced by rename, so replicas running the old copy keep their open file.
+    """
     python_dir = backends_dir / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
     sources = [install.stub, *sorted(install.python_backend_dir.glob("*.so"))]
     sources += sorted(install.python_backend_dir.glob("*.py"))
     for source in sources:
         target = python_dir / source.name
-        if not target.exists():
-            shutil.copy2(source, target)
+        if not _same_file_contents(source, target):
+            staged = target.with_name(target.name + ".new")
+            shutil.copy2(source, staged)
+            os.replace(staged, target)
     return backends_dir
+
+
+def _same_file_contents(source: Path, target: Path) -> bool:
+    """Cheap identity: copy2 keeps the modification time, so size + mtime tell."""
+    if not target.exists():
+        return False
+    a, b = source.stat(), target.stat()
+    return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
 
 
 def server_environment(install: TritonInstall) -> dict[str, str]:

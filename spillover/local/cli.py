@@ -8,11 +8,10 @@ from pathlib import Path
 
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack, StackError
-from spillover.model.cli import ensure_model
+from spillover.model.build import DEFAULT_REPO, ensure_model
 from spillover.tables import format_table
 
 DEFAULT_RUN_DIR = Path(os.environ.get("SPILLOVER_RUN_DIR", ".spillover/local"))
-DEFAULT_MODEL_REPO = Path("model_repo")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--port-base", type=int, default=8000, help="gateway HTTP port; others follow (8000)"
     )
-    up.add_argument("--model-repo", type=Path, default=DEFAULT_MODEL_REPO)
+    up.add_argument("--model-repo", type=Path, default=DEFAULT_REPO)
     up.add_argument("--timeout", type=float, default=120.0, help="readiness timeout, seconds")
     up.set_defaults(func=_up)
 

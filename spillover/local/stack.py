@@ -51,6 +51,10 @@ class StackError(SpilloverError):
     """The stack cannot do what was asked; the message says why and what to do."""
 
 
+def _describe(shares: dict[str, int]) -> str:
+    return " ".join(f"{pool}={share}" for pool, share in shares.items())
+
+
 class ReplicaFailed(StackError):
     """A replica did not become ready; carries Triton's errors or the tail of its log."""
 
@@ -110,15 +114,16 @@ class LocalStack:
             if previous is not None and self._anything_running(previous):
                 raise StackError(
                     f"a local stack is already running from {self.run_dir.path}; "
-                    "run `spillover local down` first"
+                    f"run `spillover local --run-dir {self.run_dir.path} down` first"
                 )
             self._prepare_model_repository(model_onnx, model_instances, model_threads)
             state = StackState.new(layout)
             self.run_dir.save(state)
             try:
-                gateway = haproxy.start_gateway(self._gateway_spec(layout), self.run_dir.path)
+                gateway = haproxy.launch_gateway(self._gateway_spec(layout), self.run_dir.path)
                 state.gateway_pid, state.gateway_started = gateway.pid, gateway.started
-                self.run_dir.save(state)
+                self.run_dir.save(state)  # before waiting: `down` must find it if we are killed
+                haproxy.wait_for_gateway(gateway)
                 for pool in layout.pools:
                     self._start_replicas(
                         state, layout.pool_slots(pool.name)[: pool.initial_replicas]
@@ -140,8 +145,10 @@ class LocalStack:
             maximum = layout.pool(pool).max_replicas
             if not 0 <= replicas <= maximum:
                 raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
-            self._forget_dead_replicas(state, pool)
-            running = sorted(state.pool_replicas(pool), key=lambda record: record.name)
+            self._reconcile(state, pool)
+            running = [
+                state.replicas[s.name] for s in layout.pool_slots(pool) if s.name in state.replicas
+            ]
             if replicas > len(running):
                 free = [s for s in layout.pool_slots(pool) if s.name not in state.replicas]
                 started = self._start_replicas(state, free[: replicas - len(running)])
@@ -158,13 +165,19 @@ class LocalStack:
         """Set pool traffic shares; they stay in force as pools scale."""
         with self.run_dir.locked():
             state = self._require_state()
-            unknown = set(weights) - set(state.layout.pool_names)
+            names = state.layout.pool_names
+            unknown = set(weights) - set(names)
             if unknown:
                 raise StackError(
-                    f"unknown pool(s) {', '.join(sorted(unknown))}; "
-                    f"pools are {', '.join(state.layout.pool_names)}"
+                    f"unknown pool(s) {', '.join(sorted(unknown))}; pools are {', '.join(names)}"
                 )
-            state.weights = {pool: weights.get(pool, 0) for pool in state.layout.pool_names}
+            shares = {pool: weights.get(pool, 0) for pool in names}
+            if not self._routes_somewhere(shares):
+                raise StackError(
+                    f"no pool with a share above 0 has a ready replica ({_describe(shares)}); "
+                    "give a share to a pool with ready replicas, or scale the pool up first"
+                )
+            state.weights = shares
             applied = self._apply_weights(state)
             self.run_dir.save(state)
             return applied
@@ -278,10 +291,19 @@ class LocalStack:
             del state.replicas[record.name]
         self.run_dir.save(state)
 
-    def _forget_dead_replicas(self, state: StackState, pool: str) -> None:
-        """Take replicas whose process died out of the gateway and the state."""
-        dead = [r for r in state.pool_replicas(pool) if not is_running(r.pid, r.started)]
+    def _reconcile(self, state: StackState, pool: str) -> None:
+        """Make the records true again after a kill: forget dead replicas, and let live,
+        ready replicas that never joined the gateway (their `up` was killed) join it."""
         gateway = self._gateway()
+        in_maintenance = {row.server for row in gateway.server_stats() if row.status == "MAINT"}
+        slots = {slot.name: slot for slot in state.layout.pool_slots(pool)}
+        dead = []
+        for record in state.pool_replicas(pool):
+            if not is_running(record.pid, record.started):
+                dead.append(record)
+            elif record.name in in_maintenance and is_ready(slots[record.name].ports.http):
+                gateway.enable_server(record.name)
+                gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
         for record in dead:
             gateway.disable_server(record.name)
         self._stop_processes(dead)  # leftover stubs and shared memory
@@ -300,6 +322,12 @@ class LocalStack:
     # --- gateway and weights ----------------------------------------------------
 
     def _gateway_spec(self, layout: LocalLayout) -> haproxy.GatewaySpec:
+        try:
+            return self._build_gateway_spec(layout)
+        except ValueError as error:  # e.g. a run directory too deep for a unix socket path
+            raise StackError(f"cannot lay out the gateway: {error}") from error
+
+    def _build_gateway_spec(self, layout: LocalLayout) -> haproxy.GatewaySpec:
         return haproxy.GatewaySpec(
             http_port=layout.gateway_port("http"),
             grpc_port=layout.gateway_port("grpc"),
@@ -315,13 +343,23 @@ class LocalStack:
         return haproxy.RuntimeApi(self.run_dir.gateway_socket)
 
     def _apply_weights(self, state: StackState) -> dict[str, int]:
-        """Pool shares as set, or by ready replicas when none were set."""
-        shares = state.weights or {
-            pool: len(state.pool_replicas(pool)) for pool in state.layout.pool_names
-        }
+        """Pool shares as set, or by live replicas when none were set (or when the set
+        shares would leave every ready replica without traffic)."""
+        by_replicas = {pool: len(state.pool_replicas(pool)) for pool in state.layout.pool_names}
+        shares = state.weights or by_replicas
+        if state.weights and not self._routes_somewhere(state.weights):
+            logger.warning(
+                "shares %s reach no ready replica; traffic follows ready replicas until they do",
+                _describe(state.weights),
+            )
+            shares = by_replicas
         if not any(shares.values()):
             return {}
         return self._gateway().set_pool_weights(shares)
+
+    def _routes_somewhere(self, shares: dict[str, int]) -> bool:
+        gateway = self._gateway()
+        return any(share > 0 and gateway.ready_servers(pool) for pool, share in shares.items())
 
     # --- whole stack ------------------------------------------------------------
 
@@ -358,5 +396,8 @@ class LocalStack:
     def _require_state(self) -> StackState:
         state = self.run_dir.load()
         if state is None:
-            raise StackError(f"no local stack in {self.run_dir.path}; run `spillover local up`")
+            raise StackError(
+                f"no local stack in {self.run_dir.path}; "
+                f"run `spillover local --run-dir {self.run_dir.path} up`"
+            )
         return state

@@ -14,10 +14,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, LocalPool
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
+
+
+class StateUnreadable(SpilloverError):
+    """The run directory's state file is corrupt or from another version."""
 
 
 @dataclass
@@ -71,14 +76,20 @@ class RunDir:
         return self.path / "haproxy.sock"
 
     def load(self) -> StackState | None:
+        path = self.path / STATE_FILE
         try:
-            raw = json.loads((self.path / STATE_FILE).read_text())
+            raw = json.loads(path.read_text())
+            raw["replicas"] = {
+                name: ReplicaRecord(**record) for name, record in raw.get("replicas", {}).items()
+            }
+            return StackState(**raw)
         except FileNotFoundError:
             return None
-        raw["replicas"] = {
-            name: ReplicaRecord(**record) for name, record in raw.get("replicas", {}).items()
-        }
-        return StackState(**raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise StateUnreadable(
+                f"{path} is not a state file this spillover can read ({error}); stop the "
+                "processes it lists by hand, then delete it"
+            ) from error
 
     def save(self, state: StackState) -> None:
         """Replace the state file atomically, so a kill mid-write leaves the old one."""

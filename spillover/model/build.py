@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 MODEL_VERSION = "1"
 """The one model version the build writes."""
 
+DEFAULT_REPO = Path("model_repo")
+"""The project's model repository, relative to where commands run."""
+
 METRICS_FILE = "metrics.json"
 """Evaluation results and sizes, beside the model file."""
 

@@ -6,15 +6,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from spillover.model.build import build_model, ensure_model, format_summary, model_sizes
+from spillover.model.build import DEFAULT_REPO, build_model, format_summary
 from spillover.model.contract import TOP_K
 from spillover.model.synth import SynthConfig
 from spillover.model.train import TrainConfig
 
-__all__ = ["ensure_model", "model_sizes", "register", "run_build"]
-
-DEFAULT_REPO = Path("model_repo")
-"""Where `model build` writes unless --repo says otherwise."""
+__all__ = ["register", "run_build"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

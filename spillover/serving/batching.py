@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spillover.model.contract import PAD_ITEM
+from spillover.model.contract import HISTORY_WINDOW, PAD_ITEM
 
 
 def merge_requests(
@@ -32,3 +32,16 @@ def merge_requests(
 def split_outputs(output: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
     """Cut a batched output back into one array per request, in request order."""
     return np.split(output, np.cumsum(sizes)[:-1])
+
+
+def pad_histories(histories: Sequence[Sequence[int]], width: int = HISTORY_WINDOW) -> np.ndarray:
+    """[batch, width] INT64: each history's most recent `width` items, padded at the front.
+
+    Equal widths let Triton's dynamic batcher put requests in one batch.
+    """
+    padded = np.full((len(histories), width), PAD_ITEM, dtype=np.int64)
+    for row, history in enumerate(histories):
+        recent = list(history)[-width:]
+        if recent:
+            padded[row, width - len(recent) :] = recent
+    return padded

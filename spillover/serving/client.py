@@ -11,14 +11,13 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 
 from spillover.model.contract import (
-    HISTORY_WINDOW,
     INPUT_HISTORY,
     INPUT_USER_ID,
     MODEL_NAME,
     OUTPUT_ITEM_IDS,
     OUTPUT_SCORES,
-    PAD_ITEM,
 )
+from spillover.serving.batching import pad_histories
 
 Protocol = Literal["http", "grpc"]
 
@@ -29,19 +28,6 @@ class Recommendations:
 
     item_ids: np.ndarray
     scores: np.ndarray
-
-
-def pad_histories(histories: Sequence[Sequence[int]], width: int = HISTORY_WINDOW) -> np.ndarray:
-    """[batch, width] INT64: each history's most recent `width` items, padded at the front.
-
-    Equal widths let Triton's dynamic batcher put requests in one batch.
-    """
-    padded = np.full((len(histories), width), PAD_ITEM, dtype=np.int64)
-    for row, history in enumerate(histories):
-        recent = list(history)[-width:]
-        if recent:
-            padded[row, width - len(recent) :] = recent
-    return padded
 
 
 def build_inputs(
@@ -104,11 +90,11 @@ class AsyncRecommenderClient:
     def __init__(self, url: str, protocol: Protocol = "http", connections: int = 64) -> None:
         self.protocol = protocol
         if protocol == "http":
-            import tritonclient.http.aio as http_aio  # noqa: PLC0415 - aiohttp loads slowly
+            import tritonclient.http.aio as http_aio
 
             self._client = http_aio.InferenceServerClient(url, conn_limit=connections)
         else:
-            import tritonclient.grpc.aio as grpc_aio  # noqa: PLC0415
+            import tritonclient.grpc.aio as grpc_aio
 
             self._client = grpc_aio.InferenceServerClient(url)
         self._outputs = requested_outputs(protocol)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spillover.model.contract import HISTORY_WINDOW
-from spillover.serving.client import pad_histories
+from spillover.serving.batching import pad_histories
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def sample_requests(
         if by_category is None:
             history = rng.integers(0, n_items, size=length)
         else:
-            browsed = rng.choice(len(by_category), size=2, replace=False)
+            browsed = rng.choice(len(by_category), size=min(2, len(by_category)), replace=False)
             history = rng.choice(np.concatenate([by_category[c] for c in browsed]), size=length)
         requests.append(
             Request(np.array([[user]], dtype=np.int64), pad_histories([history.tolist()]))

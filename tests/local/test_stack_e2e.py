@@ -32,7 +32,8 @@ from spillover.model.contract import (
     OUTPUT_SCORES,
     TOP_K,
 )
-from spillover.serving.client import RecommenderClient, pad_histories
+from spillover.serving.batching import pad_histories
+from spillover.serving.client import RecommenderClient
 from tests.support import free_port_base, processes_with_marker, small_layout
 
 PROTOCOLS = ["http", "grpc"]
@@ -100,13 +101,15 @@ def test_malformed_request_gets_clear_error_and_server_keeps_serving(running_sta
         assert client.recommend([1], [[2, 3]]).item_ids.shape == (1, TOP_K)
 
 
-def test_unknown_users_get_the_out_of_vocabulary_answer(running_stack):
-    history = [[10, 20, 30]]
+def test_unknown_users_get_the_out_of_vocabulary_answer(running_stack, model_file):
+    history = [10, 20, 30]
+    oov_ids, _ = onnx_answer(model_file, [-1], pad_histories([history]))
     with RecommenderClient(gateway_url(running_stack, "http")) as client:
-        unknown = client.recommend([10**9], history)
-        negative = client.recommend([-5], history)
-        known = client.recommend([3], history)
-    np.testing.assert_array_equal(unknown.item_ids, negative.item_ids)
+        unknown = client.recommend([10**9], [history])
+        negative = client.recommend([-5], [history])
+        known = client.recommend([3], [history])
+    np.testing.assert_array_equal(unknown.item_ids, oov_ids)
+    np.testing.assert_array_equal(negative.item_ids, oov_ids)
     assert not np.array_equal(unknown.scores, known.scores)
 
 
@@ -226,6 +229,24 @@ def test_pool_weights_split_traffic(running_stack):
     # Round robin over weights 80:20 is deterministic to within one cycle.
     assert served["private"] + served["burst"] == 400
     assert abs(served["private"] / 400 - 0.8) < 0.03, served
+
+
+def test_shares_that_reach_no_ready_replica_are_refused(running_stack):
+    with pytest.raises(StackError, match="no pool with a share above 0"):
+        running_stack.set_weights({"private": 0, "burst": 0})
+    running_stack.scale("burst", 0)
+    with pytest.raises(StackError, match="burst=100"):
+        running_stack.set_weights({"private": 0, "burst": 100})
+    with RecommenderClient(gateway_url(running_stack, "http")) as client:
+        assert client.recommend([1], [[2]]).item_ids.shape == (1, TOP_K)  # still served
+
+
+def test_scale_lets_a_live_replica_left_out_of_the_gateway_join(running_stack):
+    gateway = RuntimeApi(running_stack.run_dir.gateway_socket)
+    gateway.disable_server("burst-0")  # as if `up` was killed before enabling it
+    running_stack.scale("burst", 1)
+    row = next(row for row in running_stack.status() if row.replica == "burst-0")
+    assert row.gateway_state == "UP" and row.weight
 
 
 def test_scale_outside_the_pool_limits_is_refused(running_stack):

@@ -12,7 +12,8 @@ import onnxruntime
 import pytest
 
 from spillover.model import build
-from spillover.model.cli import ensure_model, register
+from spillover.model.build import ensure_model
+from spillover.model.cli import register
 from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, PAD_ITEM, TOP_K
 from spillover.model.synth import SynthConfig
 from spillover.model.train import TrainConfig
@@ -110,6 +111,23 @@ def test_ensure_model_builds_with_defaults_when_missing(tmp_path: Path, monkeypa
     path = ensure_model(tmp_path)
     assert path == tmp_path / "recommender" / "1" / "model.onnx" and path.exists()
     assert calls == [(tmp_path, SynthConfig(), TrainConfig())]
+
+
+def test_ensure_model_rebuilds_a_half_written_build(tmp_path: Path, monkeypatch) -> None:
+    _run(["model", "build", "--repo", str(tmp_path), *SMALL_BUILD])
+    (build.onnx_path(tmp_path).parent / build.METRICS_FILE).unlink()  # killed before the end
+    rebuilt = []
+    real_build = build.build_model
+
+    def small_build(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict:
+        rebuilt.append(repo_dir)
+        tiny = replace(synth, n_users=300, n_items=120, n_categories=6)
+        return real_build(repo_dir, tiny, replace(train, epochs=1))
+
+    monkeypatch.setattr(build, "build_model", small_build)
+    ensure_model(tmp_path)
+    assert rebuilt == [tmp_path]
+    assert build.model_sizes(tmp_path) == (300, 120)
 
 
 def _fail_if_called(*args: object) -> None:

@@ -7,8 +7,7 @@ import onnxruntime
 import pytest
 
 from spillover.model.contract import HISTORY_WINDOW, PAD_ITEM
-from spillover.serving.batching import merge_requests, split_outputs
-from spillover.serving.client import pad_histories
+from spillover.serving.batching import merge_requests, pad_histories, split_outputs
 
 
 def run(session: onnxruntime.InferenceSession, users: np.ndarray, histories: np.ndarray):
