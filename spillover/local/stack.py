@@ -358,8 +358,9 @@ class LocalStack:
         return self._gateway().set_pool_weights(shares)
 
     def _routes_somewhere(self, shares: dict[str, int]) -> bool:
-        gateway = self._gateway()
-        return any(share > 0 and gateway.ready_servers(pool) for pool, share in shares.items())
+        """True when some pool with a share above 0 has a ready server (one stats call)."""
+        ready_pools = {haproxy.pool_of_server(name) for name in self._gateway().ready_servers()}
+        return any(share > 0 and pool in ready_pools for pool, share in shares.items())
 
     # --- whole stack ------------------------------------------------------------
 
