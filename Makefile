@@ -12,6 +12,7 @@ test: setup
 	$(BIN)/ruff check spillover tests
 	$(BIN)/ruff format --check spillover tests
 	$(BIN)/mypy spillover
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 setup: system-deps $(VENV)/.installed

@@ -12,7 +12,7 @@ from spillover.errors import SpilloverError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spillover import demo
+    from spillover import config_cli, demo
     from spillover.bench import cli as bench_cli
     from spillover.local import cli as local_cli
     from spillover.model import cli as model_cli
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     model_cli.register(commands)
+    config_cli.register(commands)
     local_cli.register(commands)
     demo.register(commands)
     bench_cli.register(commands)

@@ -1,0 +1,345 @@
+"""`spillover.yaml`: the one definition of pools, prices, SLO, policy and budget.
+
+The controller loads it from a file; the controller's Helm chart takes the same
+document under its `config` value and Pulumi passes it from stack config. All
+three validate against this schema (its JSON Schema is `spillover config
+schema`), so there is one place that says what a valid setting is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spillover.errors import SpilloverError
+
+HOURS_PER_YEAR = 24 * 365
+
+PoolName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]{0,30}$",
+        description="Lower-case letters, digits and _; also the prefix of the pool's replica "
+        "names (private-0) and a metric label.",
+    ),
+]
+
+
+class ConfigError(SpilloverError):
+    """The configuration is invalid; the message names every bad key and why."""
+
+
+class _Settings(BaseModel):
+    # Unknown keys are typos until proven otherwise; frozen because the policy shares it.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AmortizedGpuCost(_Settings):
+    """A GPU you own, priced per hour: compute + storage + labour + operations."""
+
+    purchase_usd_per_gpu: float = Field(gt=0, description="Purchase price of one GPU, in USD.")
+    lifetime_years: float = Field(gt=0, description="Years over which the purchase is written off.")
+    power_kw_per_gpu: float = Field(
+        ge=0, description="Average draw of one GPU and its share of the server, in kW."
+    )
+    usd_per_kwh: float = Field(ge=0, description="Electricity price, USD per kWh.")
+    storage_usd_per_gpu_hour: float = Field(
+        default=0.0, ge=0, description="Storage share per GPU-hour (model repository, logs)."
+    )
+    labour_usd_per_gpu_hour: float = Field(
+        default=0.0, ge=0, description="People's time per GPU-hour (on-call, upgrades)."
+    )
+    operations_usd_per_gpu_hour: float = Field(
+        default=0.0,
+        ge=0,
+        description="Rack space, cooling, network, support contracts per GPU-hour.",
+    )
+
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        compute = self.purchase_usd_per_gpu / (self.lifetime_years * HOURS_PER_YEAR)
+        power = self.power_kw_per_gpu * self.usd_per_kwh
+        return (
+            compute
+            + power
+            + self.storage_usd_per_gpu_hour
+            + self.labour_usd_per_gpu_hour
+            + self.operations_usd_per_gpu_hour
+        )
+
+
+class Price(_Settings):
+    """What one replica of a pool costs per hour, and where that figure comes from."""
+
+    usd_per_replica_hour: float | None = Field(
+        default=None,
+        gt=0,
+        description="Hourly price of one replica (cloud: spot or on-demand "
+        "price of its instance). Give this or `amortized`.",
+    )
+    amortized: AmortizedGpuCost | None = Field(
+        default=None,
+        description="Owned GPUs: the hourly price is derived from purchase, "
+        "lifetime, power and running costs. Give this or `usd_per_replica_hour`.",
+    )
+    gpus_per_replica: int = Field(default=1, ge=1, description="GPUs one replica occupies.")
+    source: str = Field(
+        min_length=1,
+        description="Where the price comes from, recorded with every ledger "
+        "window (e.g. 'AWS spot price history, g5.xlarge, us-east-1, 2026-11').",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_price(self) -> Price:
+        if (self.usd_per_replica_hour is None) == (self.amortized is None):
+            raise ValueError("give exactly one of usd_per_replica_hour and amortized")
+        return self
+
+    @property
+    def hourly_usd(self) -> float:
+        if self.amortized is not None:
+            return self.amortized.usd_per_gpu_hour * self.gpus_per_replica
+        assert self.usd_per_replica_hour is not None  # checked at load
+        return self.usd_per_replica_hour
+
+
+class KubernetesTarget(_Settings):
+    """Where a `kubernetes` pool's Deployment lives."""
+
+    namespace: str = Field(min_length=1, description="Namespace of the Triton Deployment.")
+    deployment: str = Field(min_length=1, description="Name of the Triton Deployment.")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path of a kubeconfig for that cluster; none means the "
+        "controller's in-cluster service account.",
+    )
+    context: str | None = Field(default=None, description="Context within the kubeconfig.")
+
+
+class PoolConfig(_Settings):
+    """A named set of identical Triton replicas with one price."""
+
+    name: PoolName
+    role: Literal["private", "burst"] = Field(
+        description="private: owned GPUs, filled first. burst: cloud capacity used for the "
+        "overflow and when private fails."
+    )
+    driver: Literal["local", "kubernetes"] = Field(
+        default="local",
+        description="local: tritonserver processes on 127.0.0.1. kubernetes: "
+        "a Deployment's scale subresource.",
+    )
+    min_replicas: int = Field(
+        default=0, ge=0, description="Fewest replicas; 0 lets a burst pool stand by at no cost."
+    )
+    max_replicas: int = Field(ge=1, description="Most replicas (GPUs you own, or a cloud quota).")
+    capacity_rps: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests per second one replica serves at full "
+        "utilization. When absent, measured from Triton's busy time.",
+    )
+    cold_start_seconds: float = Field(
+        default=60.0, gt=0, description="From scale-up to ready: node, image pull, model load."
+    )
+    capacity_type: Literal["owned", "spot", "on-demand"] = Field(
+        description="owned for private pools; spot or on-demand for burst pools."
+    )
+    price: Price
+    kubernetes: KubernetesTarget | None = Field(
+        default=None, description="Required when driver is kubernetes."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolConfig:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        if (self.role == "private") != (self.capacity_type == "owned"):
+            raise ValueError(
+                f"capacity_type {self.capacity_type!r} does not fit role {self.role!r}: "
+                "private pools are 'owned', burst pools 'spot' or 'on-demand'"
+            )
+        if self.driver == "kubernetes" and self.kubernetes is None:
+            raise ValueError("driver 'kubernetes' needs a `kubernetes` section")
+        return self
+
+
+class Slo(_Settings):
+    """What users must see; the policy keeps pools below these."""
+
+    p99_latency_ms: float = Field(default=100.0, gt=0, description="End-to-end p99 latency.")
+    queue_time_ms: float = Field(
+        default=10.0,
+        gt=0,
+        description="Average time a request waits in Triton's queue; "
+        "above it a pool counts as saturated whatever its measured capacity.",
+    )
+
+
+class Policy(_Settings):
+    """How the controller sizes pools."""
+
+    target_utilization: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="Share of a replica's capacity the policy plans to "
+        "use; the rest absorbs noise while capacity starts.",
+    )
+    tick_seconds: float = Field(default=2.0, gt=0, description="Time between decisions.")
+    scale_down_cooldown_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A pool shrinks only to the largest size needed over "
+        "this window, so noisy load cannot make it flap.",
+    )
+    forecast_horizon_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="How far ahead demand is forecast. Default: the "
+        "longest burst cold start plus one tick, so capacity is ready before it is needed.",
+    )
+    demand_smoothing: float = Field(
+        default=0.5, gt=0, le=1, description="EWMA weight of the newest demand sample."
+    )
+    stale_after_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Metrics older than this are stale; all of them stale "
+        "puts the controller in safe mode.",
+    )
+
+
+class Budget(_Settings):
+    """What burst capacity may cost."""
+
+    max_burst_usd_per_hour: float | None = Field(
+        default=None, gt=0, description="Ceiling on the hourly price of all burst replicas."
+    )
+    monthly_cap_usd: float | None = Field(
+        default=None, gt=0, description="Ceiling on burst spend this calendar month (UTC)."
+    )
+    action: Literal["refuse_growth", "hold", "shed"] = Field(
+        default="refuse_growth",
+        description="At the cap: refuse_growth adds burst replicas only "
+        "while they fit; hold keeps burst at its current size; shed cuts burst to what fits "
+        "and lets the excess queue or fail.",
+    )
+
+
+class Gateway(_Settings):
+    """The HAProxy gateway whose weights the controller sets."""
+
+    runtime_socket: str | None = Field(
+        default=None,
+        description="Path of HAProxy's runtime API socket; none means the local "
+        "stack's socket in its run directory.",
+    )
+
+
+class Controller(_Settings):
+    """Where the controller keeps its records and serves its metrics."""
+
+    database: str | None = Field(
+        default=None,
+        description="SQLite file for the spend ledger, decision log and policy "
+        "state; none means controller.db in the local run directory.",
+    )
+    ledger_window_seconds: int = Field(
+        default=60, ge=1, le=3600, description="Length of one spend-ledger window."
+    )
+    metrics_host: Literal["127.0.0.1", "0.0.0.0"] = Field(
+        default="127.0.0.1",
+        description="Address of the /metrics endpoint; 0.0.0.0 only "
+        "inside a pod, where the Service decides who reaches it.",
+    )
+    metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of /metrics (0 picks a free one)."
+    )
+
+
+class SpilloverConfig(_Settings):
+    """The whole of `spillover.yaml`."""
+
+    pools: list[PoolConfig] = Field(min_length=1, description="Pools, each named once.")
+    slo: Slo = Field(default_factory=Slo)
+    policy: Policy = Field(default_factory=Policy)
+    budget: Budget = Field(default_factory=Budget)
+    gateway: Gateway = Field(default_factory=Gateway)
+    controller: Controller = Field(default_factory=Controller)
+
+    @model_validator(mode="after")
+    def _pools_named_once(self) -> SpilloverConfig:
+        names = [pool.name for pool in self.pools]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def pool(self, name: str) -> PoolConfig:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)
+
+    @property
+    def forecast_horizon_seconds(self) -> float:
+        if self.policy.forecast_horizon_seconds is not None:
+            return self.policy.forecast_horizon_seconds
+        cold_starts = [pool.cold_start_seconds for pool in self.pools if pool.role == "burst"]
+        return max(cold_starts, default=0.0) + self.policy.tick_seconds
+
+
+def parse_config(document: Any, source: str = "config") -> SpilloverConfig:
+    """Validate a parsed document; ConfigError lists every bad key with its reason."""
+    try:
+        return SpilloverConfig.model_validate(document)
+    except ValidationError as error:
+        raise ConfigError(f"{source} is invalid:\n{_describe(error)}") from None
+
+
+def load_config(path: Path | str) -> SpilloverConfig:
+    """Read and validate a spillover.yaml; nothing is applied from an invalid file."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_config(document, source=str(path))
+
+
+def dump_config(config: SpilloverConfig) -> str:
+    """YAML that `load_config` reads back to the same config."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def json_schema() -> str:
+    """The JSON Schema of spillover.yaml: the controller chart's `config` value uses it."""
+    return json.dumps(SpilloverConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors(include_url=False):
+        key = _key(problem["loc"])
+        reason = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            reason = "unknown key (a typo?)"
+        lines.append(f"  {key or '(top level)'}: {reason}")
+    return "\n".join(lines)
+
+
+def _key(location: tuple[int | str, ...]) -> str:
+    """pools.1.max_replicas -> pools[1].max_replicas"""
+    key = ""
+    for part in location:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key

@@ -1,0 +1,81 @@
+"""What the controller saw at one tick: plain values, no behaviour.
+
+A value the observer could not get fresh is None (stale), never 0: zero load and
+unknown load call for opposite decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ReplicaPhase = Literal["starting", "ready", "failed"]
+"""starting: asked for, not serving yet. ready: Triton ready and the gateway's health
+check passes. failed: its process died or its health check fails after it was ready."""
+
+
+@dataclass(frozen=True)
+class ReplicaObservation:
+    """One replica of a pool."""
+
+    name: str
+    phase: ReplicaPhase
+    started_at: float
+    """When the driver started it, on the controller's clock (seconds)."""
+
+
+@dataclass(frozen=True)
+class PoolObservation:
+    """One pool: its replicas from the driver, its traffic from the gateway and Triton."""
+
+    name: str
+    replicas: tuple[ReplicaObservation, ...] = ()
+    served_rps: float | None = None
+    """Requests per second the gateway sent to this pool."""
+    failed_rps: float | None = None
+    """Failed requests per second (Triton failures and gateway 5xx)."""
+    queue_time_ms: float | None = None
+    """Average time a request waited in Triton's queue over the last interval."""
+    queue_time_p99_ms: float | None = None
+    """Worst replica's average queue time over the last interval: a p99-ish signal."""
+    service_rate_rps: float | None = None
+    """Requests per second one replica serves when fully busy, measured from Triton's
+    busy time; None until traffic has flowed."""
+
+    def count(self, phase: ReplicaPhase) -> int:
+        return sum(1 for replica in self.replicas if replica.phase == phase)
+
+    @property
+    def ready(self) -> int:
+        return self.count("ready")
+
+    @property
+    def starting(self) -> int:
+        return self.count("starting")
+
+    @property
+    def running(self) -> int:
+        """Replicas that cost money: ready or starting."""
+        return self.ready + self.starting
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one tick's decision rests on."""
+
+    at: float
+    """When it was taken, on the controller's clock (seconds since the epoch)."""
+    demand_rps: float | None
+    """Requests per second arriving at the gateway; None when stale."""
+    pools: tuple[PoolObservation, ...]
+    weights: Mapping[str, int] = field(default_factory=dict)
+    """Traffic share per pool now in force at the gateway (percent)."""
+    burst_spend_this_month_usd: float = 0.0
+    """Burst spend recorded in the ledger since the start of this UTC month."""
+
+    def pool(self, name: str) -> PoolObservation:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        return PoolObservation(name)  # a pool the driver knows nothing of has no replicas
