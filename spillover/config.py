@@ -236,10 +236,10 @@ class Budget(_Settings):
 class Gateway(_Settings):
     """The HAProxy gateway whose weights the controller sets."""
 
-    runtime_socket: str | None = Field(
+    runtime_api: str | None = Field(
         default=None,
-        description="Path of HAProxy's runtime API socket; none means the local "
-        "stack's socket in its run directory.",
+        description="HAProxy's runtime API: a unix socket path, or host:port when the gateway "
+        "runs in another pod. None means the local stack's socket in its run directory.",
     )
 
 
