@@ -13,7 +13,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from spillover.drivers.haproxy_spec import GRPC_BACKEND, HTTP_BACKEND, GatewaySpec, ServerSlot
+from spillover.drivers.haproxy_spec import (
+    GRPC_BACKEND,
+    GRPC_FRONTEND,
+    HTTP_BACKEND,
+    HTTP_FRONTEND,
+    GatewaySpec,
+    ServerSlot,
+)
 from spillover.errors import SpilloverError
 
 INSTALL_HINT = (
@@ -73,10 +80,15 @@ error-limit {health.error_limit} marks
 
 
 def _global_section(spec: GatewaySpec) -> str:
+    # The unix socket comes first: stop_gateway finds a running gateway's socket by it.
+    tcp_socket = ""
+    if spec.runtime_api_port is not None:
+        address = _bind_address(spec.bind_host, spec.runtime_api_port)
+        tcp_socket = f"    stats socket {address} level admin\n"
     return f"""\
 global
     stats socket {spec.socket_path} mode 600 level admin
-    maxconn {spec.maxconn}
+{tcp_socket}    maxconn {spec.maxconn}
     nbthread {spec.nbthread}
     # Without it a second gateway on the same port would start and silently share traffic.
     noreuseport
@@ -110,11 +122,11 @@ defaults
 
 def _frontends(spec: GatewaySpec) -> str:
     return f"""\
-frontend triton_http_in
+frontend {HTTP_FRONTEND}
     bind {_bind_address(spec.bind_host, spec.http_port)}
     default_backend {HTTP_BACKEND}
 
-frontend triton_grpc_in
+frontend {GRPC_FRONTEND}
     bind {_bind_address(spec.bind_host, spec.grpc_port)} proto h2
     default_backend {GRPC_BACKEND}
 

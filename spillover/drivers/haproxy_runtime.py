@@ -1,13 +1,15 @@
 """A client for the gateway's HAProxy runtime API: stats, weights, enable, drain, maintenance.
 
-One command per connection over the unix stats socket (HAProxy's non-interactive
-mode answers and closes), each with a timeout. An answer that is an error
-("Unknown command", "No such server.") raises instead of being returned.
+One command per connection (HAProxy's non-interactive mode answers and closes),
+each with a timeout, over the unix stats socket or over TCP (``host:port``) when
+the gateway runs in another pod. An answer that is an error ("Unknown command",
+"No such server.") raises instead of being returned.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from spillover.drivers.haproxy_spec import BACKENDS, HTTP_BACKEND, pool_of_server
+from spillover.drivers.haproxy_spec import BACKENDS, HTTP_BACKEND, TRAFFIC_FRONTENDS, pool_of_server
 from spillover.drivers.haproxy_weights import spread_pool_weights
 from spillover.errors import SpilloverError
 
@@ -24,6 +26,13 @@ ServerState = Literal["UP", "DOWN", "MAINT", "DRAIN", "NOLB"]
 
 POLL_INTERVAL_S = 0.05
 """How often the wait_* helpers ask again: stats are cheap, detection is sub-second."""
+
+_TCP_ADDRESS = re.compile(
+    r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]+)$"
+)
+"""``host:port`` or ``[ipv6]:port``; anything else is a unix socket path."""
+
+RESPONSE_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
 
 class RuntimeApiError(SpilloverError):
@@ -82,12 +91,54 @@ class ServerStats:
         """
         return self.raw_status in ("UP", "no check")
 
+    @property
+    def responses_total(self) -> int:
+        """Responses this server gave (or HAProxy gave on its behalf), every class."""
+        return sum(self.responses_by_class.values())
+
+
+@dataclass(frozen=True)
+class FrontendStats:
+    """One frontend (where clients connect), from ``show stat``."""
+
+    name: str
+    requests_total: int
+    """HTTP requests received since the gateway started (``req_tot``): every HTTP/1
+    request and every HTTP/2 stream, whether a server answered it or not."""
+    connections_total: int
+    """Client connections accepted (``stot``); one kept-alive connection carries many
+    requests."""
+    current_connections: int
+    responses_by_class: dict[str, int]
+    """Responses sent to clients by class, including HAProxy's own (503 when no server
+    is up, 504 on timeout)."""
+
+
+@dataclass(frozen=True)
+class GatewayStats:
+    """One ``show stat`` answer: the traffic frontends and every server slot."""
+
+    frontends: tuple[FrontendStats, ...]
+    """The frontends that carry inference traffic (HTTP and gRPC), not the metrics one."""
+    servers: tuple[ServerStats, ...]
+    """Every slot of every gateway backend."""
+
+    @property
+    def requests_total(self) -> int:
+        """Inference requests received over every protocol since the gateway started."""
+        return sum(frontend.requests_total for frontend in self.frontends)
+
 
 class RuntimeApi:
-    """The runtime API of one running gateway."""
+    """The runtime API of one running gateway.
 
-    def __init__(self, socket_path: Path | str, timeout_s: float = 2.0) -> None:
-        self.socket_path = Path(socket_path)
+    ``address`` is the stats socket's path, or ``host:port`` (``[::1]:port``) for a
+    ``stats socket`` bound to a TCP address.
+    """
+
+    def __init__(self, address: Path | str, timeout_s: float = 2.0) -> None:
+        self.tcp_address = _tcp_address(address)
+        self.address = str(address)
         self.timeout_s = timeout_s
 
     def execute(self, command: str) -> str:
@@ -98,25 +149,46 @@ class RuntimeApi:
         return answer
 
     def _exchange(self, command: str) -> str:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(self.timeout_s)
-            try:
-                connection.connect(str(self.socket_path))
+        try:
+            with self._connect() as connection:
                 connection.sendall(command.encode() + b"\n")
                 return _read_to_end(connection)
-            except OSError as error:  # missing, refused, no permission, timed out
-                raise GatewayUnreachableError(
-                    f"no gateway answers on {self.socket_path} ({error}); is it running?"
-                ) from error
+        except OSError as error:  # missing, refused, no permission, timed out
+            raise GatewayUnreachableError(
+                f"no gateway answers on {self.address} ({error}); is it running?"
+            ) from error
 
-    def server_stats(self) -> list[ServerStats]:
-        """Every slot of every gateway backend."""
+    def _connect(self) -> socket.socket:
+        if self.tcp_address is not None:
+            return socket.create_connection(self.tcp_address, timeout=self.timeout_s)
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.settimeout(self.timeout_s)
+            connection.connect(self.address)
+        except OSError:
+            connection.close()
+            raise
+        return connection
+
+    def stats(self) -> GatewayStats:
+        """Traffic frontends and every server slot, from one ``show stat``."""
         command = "show stat"
         answer = self.execute(command)
         if not answer.startswith("# pxname,"):
             raise RuntimeCommandError(command, answer)
-        rows = csv.DictReader(answer[2:].splitlines())
-        return [_server_stats(row) for row in rows if _is_gateway_server(row)]
+        rows = list(csv.DictReader(answer[2:].splitlines()))
+        return GatewayStats(
+            frontends=tuple(_frontend_stats(row) for row in rows if _is_traffic_frontend(row)),
+            servers=tuple(_server_stats(row) for row in rows if _is_gateway_server(row)),
+        )
+
+    def server_stats(self) -> list[ServerStats]:
+        """Every slot of every gateway backend."""
+        return list(self.stats().servers)
+
+    def frontend_stats(self) -> list[FrontendStats]:
+        """The frontends that carry inference traffic (HTTP and gRPC)."""
+        return list(self.stats().frontends)
 
     def set_pool_weights(self, shares: Mapping[str, float]) -> dict[str, int]:
         """Give each pool its share of traffic over its ready servers; return weights applied.
@@ -202,6 +274,15 @@ class RuntimeApi:
             time.sleep(POLL_INTERVAL_S)
 
 
+def _tcp_address(address: Path | str) -> tuple[str, int] | None:
+    if isinstance(address, Path):
+        return None
+    match = _TCP_ADDRESS.match(address)
+    if match is None:
+        return None
+    return (match["ipv6"] or match["host"], int(match["port"]))
+
+
 def _read_to_end(connection: socket.socket) -> str:
     chunks = []
     while chunk := connection.recv(65536):
@@ -211,6 +292,24 @@ def _read_to_end(connection: socket.socket) -> str:
 
 def _is_gateway_server(row: Mapping[str, str]) -> bool:
     return row["pxname"] in BACKENDS and row["svname"] not in ("FRONTEND", "BACKEND")
+
+
+def _is_traffic_frontend(row: Mapping[str, str]) -> bool:
+    return row["pxname"] in TRAFFIC_FRONTENDS and row["svname"] == "FRONTEND"
+
+
+def _frontend_stats(row: Mapping[str, str]) -> FrontendStats:
+    return FrontendStats(
+        name=row["pxname"],
+        requests_total=_int(row, "req_tot"),
+        connections_total=_int(row, "stot"),
+        current_connections=_int(row, "scur"),
+        responses_by_class=_responses_by_class(row),
+    )
+
+
+def _responses_by_class(row: Mapping[str, str]) -> dict[str, int]:
+    return {label: _int(row, f"hrsp_{label}") for label in RESPONSE_CLASSES}
 
 
 def _server_stats(row: Mapping[str, str]) -> ServerStats:
@@ -223,10 +322,7 @@ def _server_stats(row: Mapping[str, str]) -> ServerStats:
         weight=_int(row, "weight"),
         current_sessions=_int(row, "scur"),
         total_sessions=_int(row, "stot"),
-        responses_by_class={
-            label: _int(row, f"hrsp_{label}") for label in ("1xx", "2xx", "3xx", "4xx", "5xx")
-        }
-        | {"other": _int(row, "hrsp_other")},
+        responses_by_class=_responses_by_class(row),
         check_status=(row.get("check_status") or "").removeprefix("* "),
         seconds_since_change=_int(row, "lastchg"),
         retries=_int(row, "wretr"),

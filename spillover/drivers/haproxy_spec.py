@@ -20,6 +20,15 @@ GRPC_BACKEND = "triton_grpc"
 BACKENDS = (HTTP_BACKEND, GRPC_BACKEND)
 """Every backend lists every slot; runtime changes apply to all of them."""
 
+HTTP_FRONTEND = "triton_http_in"
+"""Frontend where clients send KServe v2 REST requests."""
+
+GRPC_FRONTEND = "triton_grpc_in"
+"""Frontend where clients send gRPC requests."""
+
+TRAFFIC_FRONTENDS = (HTTP_FRONTEND, GRPC_FRONTEND)
+"""Frontends whose requests are inference demand (the metrics frontend is not)."""
+
 MAX_UNIX_SOCKET_PATH = 107
 """sun_path holds 108 bytes including the terminating NUL."""
 
@@ -185,6 +194,10 @@ class GatewaySpec:
     bind_host: str = "127.0.0.1"
     """Where the frontends listen; must be loopback in local mode."""
 
+    runtime_api_port: int | None = None
+    """Also serve the runtime API over TCP on bind_host:port (admin level, no
+    authentication, hence loopback only); None serves it on the unix socket alone."""
+
     maxconn: int = 4096
     """Concurrent connections HAProxy accepts; beyond it clients wait in the kernel backlog."""
 
@@ -207,11 +220,14 @@ class GatewaySpec:
         _require_socket_path(self.socket_path)
 
     def _frontend_ports(self) -> dict[str, int]:
-        return {
+        ports = {
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
             "metrics_port": self.metrics_port,
         }
+        if self.runtime_api_port is not None:
+            ports["runtime_api_port"] = self.runtime_api_port
+        return ports
 
 
 def _require_port(label: str, port: int) -> None:

@@ -27,7 +27,9 @@ GRPC_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 """Triton's gRPC method path; the payload here is raw bytes, not protobuf."""
 
 
-def make_http_handler(name: str, health_status: int, delay_s: float) -> type:
+def make_http_handler(
+    name: str, health_status: int, delay_s: float, infer_status: int = 200
+) -> type:
     class Handler(BaseHTTPRequestHandler):
         # HTTP/1.1 keep-alive, as Triton does: HAProxy reuses server connections.
         protocol_version = "HTTP/1.1"
@@ -47,7 +49,7 @@ def make_http_handler(name: str, health_status: int, delay_s: float) -> type:
                 self._reply(404, b"")
                 return
             time.sleep(delay_s)
-            self._reply(200, json.dumps({"server": name}).encode())
+            self._reply(infer_status, json.dumps({"server": name}).encode())
 
         def _reply(self, status: int, body: bytes) -> None:
             self.send_response(status)
@@ -92,10 +94,14 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--health-status", type=int, default=200, help="readiness answer")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per inference")
+    parser.add_argument(
+        "--infer-status", type=int, default=200, help="HTTP status of every inference answer"
+    )
     args = parser.parse_args()
 
     http_server = QuietServer(
-        ("127.0.0.1", 0), make_http_handler(args.name, args.health_status, args.delay)
+        ("127.0.0.1", 0),
+        make_http_handler(args.name, args.health_status, args.delay, args.infer_status),
     )
     grpc_server, grpc_port = start_grpc(args.name, args.delay)
     threading.Thread(target=http_server.serve_forever, daemon=True).start()

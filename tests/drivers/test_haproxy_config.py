@@ -29,8 +29,24 @@ def spec(**changes: object) -> haproxy.GatewaySpec:
 
 
 @pytest.mark.parametrize("bind_host", ["127.0.0.1", "127.0.0.2", "::1"], ids=["v4", "v4-net", "v6"])
-def test_rendered_config_passes_haproxy_check_without_warnings(bind_host: str) -> None:
-    assert haproxy.check_config(haproxy.render_config(spec(bind_host=bind_host))) == []
+@pytest.mark.parametrize("runtime_api_port", [None, 9003], ids=["unix-api", "tcp-api-too"])
+def test_rendered_config_passes_haproxy_check_without_warnings(
+    bind_host: str, runtime_api_port: int | None
+) -> None:
+    rendered = haproxy.render_config(spec(bind_host=bind_host, runtime_api_port=runtime_api_port))
+    assert haproxy.check_config(rendered) == []
+
+
+@pytest.mark.parametrize(
+    ("bind_host", "line"),
+    [("127.0.0.1", "stats socket 127.0.0.1:9003 level admin"), ("::1", "stats socket [::1]:9003")],
+    ids=["v4", "v6"],
+)
+def test_tcp_runtime_api_listens_on_the_loopback_bind_host_only(bind_host: str, line: str) -> None:
+    text = haproxy.render_config(spec(bind_host=bind_host, runtime_api_port=9003))
+    sockets = [row.strip() for row in text.splitlines() if row.strip().startswith("stats socket")]
+    assert sockets[0].startswith("stats socket /tmp/spillover-test/haproxy.sock ")
+    assert sockets[1].startswith(line)
 
 
 def test_config_lists_every_slot_in_both_backends_in_maintenance() -> None:
@@ -67,6 +83,7 @@ def test_non_loopback_bind_is_refused(bind_host: str) -> None:
         ({"grpc_port": 9000}, "reuses port 9000"),
         ({"metrics_port": 9101}, "reuses port 9101"),
         ({"http_port": 70000}, "1..65535"),
+        ({"runtime_api_port": 9002}, "reuses port 9002"),
         ({"slots": ()}, "at least one slot"),
         ({"slots": SLOTS + (haproxy.ServerSlot("burst-0", "burst", 9300, 9301),)}, "unique"),
         ({"socket_path": Path("relative.sock")}, "absolute"),
@@ -76,6 +93,7 @@ def test_non_loopback_bind_is_refused(bind_host: str) -> None:
         "frontend-port-twice",
         "metrics-on-a-slot-port",
         "port-out-of-range",
+        "runtime-api-on-the-metrics-port",
         "no-slots",
         "duplicate-slot",
         "relative-socket",

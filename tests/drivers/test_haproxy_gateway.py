@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import os
 import shutil
 import signal
@@ -27,9 +28,12 @@ from pathlib import Path
 import pytest
 
 from spillover.drivers import haproxy
+from spillover.drivers.haproxy_spec import GRPC_FRONTEND, HTTP_FRONTEND, TRAFFIC_FRONTENDS
 from tests.drivers.gateway_harness import (
+    INFER_PATH,
     FakeReplica,
     count_answers,
+    free_port,
     make_client,
     make_spec,
     start_replicas,
@@ -70,11 +74,15 @@ def launch(run_dir: Path) -> Iterator[GatewayFactory]:
     gateways: list[haproxy.GatewayProcess] = []
 
     def factory(
-        replicas: list[tuple[str, list[str]]], empty_slots: tuple[str, ...] = ()
+        replicas: list[tuple[str, list[str]]],
+        empty_slots: tuple[str, ...] = (),
+        tcp_runtime_api: bool = False,
     ) -> Gateway:
         started.extend(start_replicas(replicas))
         slots = [replica.slot() for replica in started] + [unused_slot(n) for n in empty_slots]
         spec = make_spec(run_dir, slots)
+        if tcp_runtime_api:
+            spec = dataclasses.replace(spec, runtime_api_port=free_port())
         gateways.append(haproxy.start_gateway(spec, run_dir))
         gateway = Gateway(spec, gateways[-1], gateways[-1].runtime_api())
         gateway.replicas = {replica.name: replica for replica in started}
@@ -420,3 +428,99 @@ def test_runtime_api_without_gateway_says_so(run_dir: Path) -> None:
     api = haproxy.RuntimeApi(run_dir / "haproxy.sock")
     with pytest.raises(haproxy.GatewayUnreachableError, match="is it running"):
         api.server_stats()
+
+
+# --- traffic counters and the TCP runtime API -------------------------------------------
+
+
+def post_inferences(port: int, requests: int) -> Counter[int]:
+    """Statuses of `requests` KServe v2 REST inferences sent through the gateway."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    statuses: Counter[int] = Counter()
+    try:
+        for _ in range(requests):
+            connection.request("POST", INFER_PATH, body=b'{"inputs": []}')
+            response = connection.getresponse()
+            response.read()
+            statuses[response.status] += 1
+    finally:
+        connection.close()
+    return statuses
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_frontend_counts_every_request_of_its_protocol(
+    launch: GatewayFactory, protocol: str
+) -> None:
+    gateway = launch(healthy("private-0", "burst-0"))
+    enable_and_wait(gateway, "private-0", "burst-0")
+    gateway.api.set_pool_weights({"private": 1, "burst": 1})
+
+    client = make_client(protocol, gateway.spec)
+    try:
+        count_answers(client, 30)
+    finally:
+        client.close()
+
+    stats = gateway.api.stats()
+    requests = {frontend.name: frontend.requests_total for frontend in stats.frontends}
+    served_here = HTTP_FRONTEND if protocol == "http" else GRPC_FRONTEND
+    assert requests == {name: 30 if name == served_here else 0 for name in TRAFFIC_FRONTENDS}
+    assert stats.requests_total == 30
+    backend = haproxy.HTTP_BACKEND if protocol == "http" else haproxy.GRPC_BACKEND
+    responses = {row.server: row.responses_total for row in stats.servers if row.backend == backend}
+    assert responses == {"private-0": 15, "burst-0": 15}
+
+
+def test_server_errors_are_counted_on_the_server_that_gave_them(launch: GatewayFactory) -> None:
+    gateway = launch([("private-0", ["--infer-status", "500"]), ("burst-0", [])])
+    enable_and_wait(gateway, "private-0", "burst-0")
+    gateway.api.set_pool_weights({"private": 1, "burst": 1})
+
+    statuses = post_inferences(gateway.spec.http_port, 20)
+
+    assert statuses == {500: 10, 200: 10}
+    rows = {row.server: row for row in gateway.api.server_stats() if row.backend == "triton_http"}
+    assert rows["private-0"].responses_by_class["5xx"] == 10
+    assert rows["burst-0"].responses_by_class["5xx"] == 0
+    assert rows["burst-0"].responses_total == 10
+
+
+def test_runtime_api_over_tcp_reads_and_changes_the_gateway(launch: GatewayFactory) -> None:
+    gateway = launch(healthy("private-0", "private-1"), tcp_runtime_api=True)
+    over_tcp = haproxy.RuntimeApi(f"127.0.0.1:{gateway.spec.runtime_api_port}")
+    assert over_tcp.tcp_address == ("127.0.0.1", gateway.spec.runtime_api_port)
+
+    for name in ("private-0", "private-1"):
+        over_tcp.enable_server(name)
+        over_tcp.wait_ready(name, timeout=READY_TIMEOUT_S)
+    over_tcp.drain_server("private-1")
+
+    assert status_of(gateway, "private-1") == dict.fromkeys(haproxy.BACKENDS, "DRAIN")
+    assert over_tcp.ready_servers() == ["private-0"]
+    assert [row.server for row in over_tcp.server_stats()] == [
+        row.server for row in gateway.api.server_stats()
+    ]
+
+
+def test_runtime_api_over_tcp_without_gateway_says_so() -> None:
+    api = haproxy.RuntimeApi(f"127.0.0.1:{free_port()}", timeout_s=1.0)
+    with pytest.raises(haproxy.GatewayUnreachableError, match="127.0.0.1:.*is it running"):
+        api.stats()
+
+
+@pytest.mark.parametrize(
+    ("address", "tcp"),
+    [
+        ("127.0.0.1:9999", ("127.0.0.1", 9999)),
+        ("[::1]:9999", ("::1", 9999)),
+        ("spillover-gateway.spillover.svc:9999", ("spillover-gateway.spillover.svc", 9999)),
+        ("/run/spillover/haproxy.sock", None),
+        (Path("gateway:9999"), None),
+    ],
+    ids=["ipv4", "ipv6", "service-name", "unix-path", "path-object-is-unix"],
+)
+def test_runtime_api_address_is_tcp_only_for_host_and_port(
+    address: str | Path, tcp: tuple[str, int] | None
+) -> None:
+    assert haproxy.RuntimeApi(address).tcp_address == tcp
