@@ -40,6 +40,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     serving.add_argument("--work-dir", type=Path, default=BENCH_DIR)
     serving.set_defaults(func=_serving)
 
+    controller = kinds.add_parser(
+        "controller", help="policy + ledger cost per tick for a large fleet (goal < 20 ms)"
+    )
+    controller.add_argument("--pools", type=_positive(int), default=100)
+    controller.add_argument("--replicas-per-pool", type=_positive(int), default=10)
+    controller.add_argument("--ticks", type=_positive(int), default=300)
+    controller.set_defaults(func=_controller)
+
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     """argparse type: a number above 0 (argparse names the flag in its error)."""
@@ -76,4 +84,12 @@ def _serving(args: argparse.Namespace) -> int:
         " thread(s) per model call, same ONNX file and machine\n"
     )
     print(report(run_serving_bench(config)))
+    return 0
+
+
+def _controller(args: argparse.Namespace) -> int:
+    from spillover.bench import controller
+
+    cost = controller.run(args.pools, args.replicas_per_pool, args.ticks)
+    print(controller.report(cost, args.pools, args.replicas_per_pool))
     return 0

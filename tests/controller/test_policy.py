@@ -7,7 +7,7 @@ import random
 import pytest
 
 from spillover.controller.decisions import Alert, Mode, ScalePool, SetMode, SetWeights
-from spillover.controller.policy import PolicyState
+from spillover.controller.policy import PolicyState, sizing
 from tests.controller.simulated import Scenario, scenario_config
 
 
@@ -225,3 +225,16 @@ def test_unknown_capacity_is_learned_from_measurements_before_sizing():
     decisions = scenario.tick(demand=300)
     assert all("no replica capacity measured yet" in d.reason for d in decisions)
     assert scenario.desired("spot") == 0
+
+
+def test_cooldown_window_keeps_only_what_can_still_be_its_maximum():
+    """The compact window gives the same answer as the max over every target."""
+    noise = random.Random(3)
+    recent: tuple[tuple[float, int], ...] = ()
+    everything: list[tuple[float, int]] = []
+    for second in range(0, 600, 2):
+        target = noise.randint(0, 6)
+        everything.append((second, target))
+        desired, recent = sizing.stabilize(target, recent, second, cooldown_s=30)
+        assert desired == max(count for at, count in everything if second - at < 30)
+        assert len(recent) <= 7

@@ -40,10 +40,14 @@ def preference_order(config: SpilloverConfig) -> list[PoolConfig]:
 def stabilize(
     target: int, recent: tuple[tuple[float, int], ...], now: float, cooldown_s: float
 ) -> tuple[int, tuple[tuple[float, int], ...]]:
-    """Grow at once; shrink only to the largest target of the cooldown window."""
-    window = tuple((at, count) for at, count in recent if now - at < cooldown_s)
+    """Grow at once; shrink only to the largest target of the cooldown window.
+
+    Only targets that can still be the window's maximum are kept (each larger than
+    every later one), so the state stays a few entries long whatever the window.
+    """
+    window = tuple((at, count) for at, count in recent if now - at < cooldown_s and count > target)
     window += ((now, target),)
-    return max(count for _, count in window), window
+    return window[0][1], window
 
 
 def replicas_needed(rps: float, usable_per_replica: float) -> int:

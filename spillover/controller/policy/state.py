@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from spillover.controller.decisions import Mode
 
@@ -61,26 +61,41 @@ class PolicyState:
         return replace(self, pools={**self.pools, name: plan})
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        # By hand rather than dataclasses.asdict, which deep-copies: this runs every tick.
+        forecast = self.forecast
+        return json.dumps(
+            {
+                "mode": self.mode.value,
+                "forecast": None if forecast is None else [
+                    forecast.level_rps, forecast.trend_rps_per_s, forecast.at
+                ],
+                "pools": {
+                    name: [plan.desired, plan.status, plan.recent_targets, plan.capacity_rps]
+                    for name, plan in self.pools.items()
+                },
+                "weights": dict(self.weights),
+                "stale_since": self.stale_since,
+                "budget_limited": self.budget_limited,
+                "demand_rps": self.demand_rps,
+                "planned_rps": self.planned_rps,
+            }
+        )  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> PolicyState:
         data = json.loads(text)
         forecast = data.pop("forecast")
-        pools = data.pop("pools")
         return cls(
             mode=Mode(data.pop("mode")),
-            forecast=DemandForecast(**forecast) if forecast else None,
+            forecast=DemandForecast(*forecast) if forecast else None,
             pools={
                 name: PoolPlan(
-                    desired=plan["desired"],
-                    status=plan["status"],
-                    recent_targets=tuple(
-                        (float(at), int(count)) for at, count in plan["recent_targets"]
-                    ),
-                    capacity_rps=plan["capacity_rps"],
+                    desired=desired,
+                    status=status,
+                    recent_targets=tuple((float(at), int(count)) for at, count in recent),
+                    capacity_rps=capacity,
                 )
-                for name, plan in pools.items()
+                for name, (desired, status, recent, capacity) in data.pop("pools").items()
             },
             **data,
         )
