@@ -54,6 +54,16 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[START_TIME_FIELD]) if fields is not None else None
 
 
+def started_at_epoch(started: int) -> float:
+    """A start time in clock ticks after boot, as seconds since the epoch."""
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + started / os.sysconf("SC_CLK_TCK")
+
+
 def is_running(pid: int, started: int) -> bool:
     """True when pid is still the live (not zombie) process that started at `started`."""
     fields = _stat_fields(pid)

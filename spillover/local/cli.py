@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from spillover.config import load_config
+from spillover.config_cli import LOCAL_DEFAULT
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack, StackError
 from spillover.model.build import DEFAULT_REPO, ensure_model
@@ -24,10 +26,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    up = actions.add_parser("up", help="start the gateway and both pools")
-    up.add_argument("--private", type=_count, default=2, help="private replicas (default 2)")
-    up.add_argument("--burst", type=_count, default=0, help="burst replicas (default 0)")
-    up.add_argument("--max-replicas", type=_positive, default=4, help="slots per pool (default 4)")
+    up = actions.add_parser(
+        "up", help="start the gateway, the pools and the controller that sizes them"
+    )
+    up.add_argument(
+        "--config",
+        type=Path,
+        default=LOCAL_DEFAULT,
+        help="spillover.yaml: pools, prices, SLO, policy, budget (default: the packaged one)",
+    )
+    up.add_argument(
+        "--no-controller", action="store_true", help="size pools by hand (local scale/weights)"
+    )
+    up.add_argument("--private", type=_count, help="with --no-controller: private replicas (2)")
+    up.add_argument("--burst", type=_count, help="with --no-controller: burst replicas (0)")
+    up.add_argument(
+        "--max-replicas", type=_positive, help="with --no-controller: slots per pool (4)"
+    )
     up.add_argument(
         "--port-base", type=int, default=8000, help="gateway HTTP port; others follow (8000)"
     )
@@ -54,12 +69,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    pools = (
-        LocalPool("private", args.private, max(args.max_replicas, args.private)),
-        LocalPool("burst", args.burst, max(args.max_replicas, args.burst)),
-    )
     try:
-        layout = LocalLayout(pools, args.port_base)
+        layout = LocalLayout(_pools(args), args.port_base)
     except ValueError as error:
         raise StackError(str(error)) from error
     stack = LocalStack(args.run_dir)
@@ -70,7 +81,38 @@ def _up(args: argparse.Namespace) -> int:
         f"  metrics {endpoints['metrics']}"
     )
     _print_status(stack)
+    if not args.no_controller:
+        pid = stack.start_controller(args.config)
+        print(
+            f"controller: pid {pid}, sizing pools per {args.config}; log in "
+            f"{stack.run_dir.logs / 'controller.log'}\n"
+            "see `spillover status` and `spillover spend`"
+        )
     return 0
+
+
+def _pools(args: argparse.Namespace) -> tuple[LocalPool, ...]:
+    """By hand: private and burst as asked. Otherwise the config's local pools, each
+    starting at its minimum, with a slot for each replica it may grow to."""
+    if args.no_controller:
+        slots = args.max_replicas or 4
+        private = 2 if args.private is None else args.private
+        burst = args.burst or 0
+        return (
+            LocalPool("private", private, max(slots, private)),
+            LocalPool("burst", burst, max(slots, burst)),
+        )
+    if any(value is not None for value in (args.private, args.burst, args.max_replicas)):
+        raise StackError("--private, --burst and --max-replicas go with --no-controller")
+    config = load_config(args.config)
+    pools = tuple(
+        LocalPool(pool.name, pool.min_replicas, pool.max_replicas)
+        for pool in config.pools
+        if pool.driver == "local"
+    )
+    if not pools:
+        raise StackError(f"{args.config} has no pool with driver 'local'")
+    return pools
 
 
 def _scale(args: argparse.Namespace) -> int:

@@ -139,18 +139,11 @@ class LocalStack:
         when ready, removed ones leave drained."""
         with self.run_dir.locked():
             state = self._require_state()
-            layout = state.layout
-            if pool not in layout.pool_names:
-                raise StackError(f"unknown pool {pool!r}; pools are {', '.join(layout.pool_names)}")
-            maximum = layout.pool(pool).max_replicas
-            if not 0 <= replicas <= maximum:
-                raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
+            slots = self._pool_slots(state, pool, replicas)
             self._reconcile(state, pool)
-            running = [
-                state.replicas[s.name] for s in layout.pool_slots(pool) if s.name in state.replicas
-            ]
+            running = [state.replicas[s.name] for s in slots if s.name in state.replicas]
             if replicas > len(running):
-                free = [s for s in layout.pool_slots(pool) if s.name not in state.replicas]
+                free = [s for s in slots if s.name not in state.replicas]
                 started = self._start_replicas(state, free[: replicas - len(running)])
                 try:
                     self._wait_ready_and_join(state, started, ready_timeout)
@@ -160,6 +153,45 @@ class LocalStack:
             elif replicas < len(running):
                 self._stop_replicas(state, running[replicas:])
             self._apply_weights(state)
+
+    def converge(self, pool: str, replicas: int) -> None:
+        """Move a pool towards `replicas` without waiting for readiness (the controller's
+        scale): start missing replicas, let ready ones join the gateway, drain and stop
+        extra ones. Call it again each tick; weights are the caller's to set."""
+        with self.run_dir.locked():
+            state = self._require_state()
+            slots = self._pool_slots(state, pool, replicas)
+            self._reconcile(state, pool, wait=False)
+            running = [state.replicas[s.name] for s in slots if s.name in state.replicas]
+            if replicas > len(running):
+                free = [s for s in slots if s.name not in state.replicas]
+                self._start_replicas(state, free[: replicas - len(running)])
+            elif replicas < len(running):
+                self._stop_replicas(state, running[replicas:])
+
+    def replica_records(self) -> tuple[LocalLayout, list[ReplicaRecord]]:
+        """The layout and the replicas started (alive or not), for observers."""
+        state = self._require_state()
+        return state.layout, list(state.replicas.values())
+
+    def start_controller(self, config: Path, log_level: str = "INFO") -> int:
+        """Run `spillover controller run` on this stack in its own process group,
+        recorded like a replica so `down` stops it (first, before what it drives)."""
+        with self.run_dir.locked():
+            state = self._require_state()
+            if state.controller_pid and is_running(
+                state.controller_pid, state.controller_started or 0
+            ):
+                raise StackError(f"a controller already runs (pid {state.controller_pid})")
+            command = [
+                sys.executable, "-m", "spillover", *(["-v"] if log_level == "DEBUG" else []),
+                "controller", "run", "--config", str(config.resolve()),
+                "--run-dir", str(self.run_dir.path.resolve()),
+            ]  # fmt: skip
+            process = start_process(command, self.run_dir.logs / "controller.log", None)
+            state.controller_pid, state.controller_started = process.pid, start_ticks(process.pid)
+            self.run_dir.save(state)
+            return process.pid
 
     def set_weights(self, weights: dict[str, int]) -> dict[str, int]:
         """Set pool traffic shares; they stay in force as pools scale."""
@@ -291,9 +323,19 @@ class LocalStack:
             del state.replicas[record.name]
         self.run_dir.save(state)
 
-    def _reconcile(self, state: StackState, pool: str) -> None:
+    def _pool_slots(self, state: StackState, pool: str, replicas: int) -> list[Slot]:
+        layout = state.layout
+        if pool not in layout.pool_names:
+            raise StackError(f"unknown pool {pool!r}; pools are {', '.join(layout.pool_names)}")
+        maximum = layout.pool(pool).max_replicas
+        if not 0 <= replicas <= maximum:
+            raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
+        return layout.pool_slots(pool)
+
+    def _reconcile(self, state: StackState, pool: str, wait: bool = True) -> None:
         """Make the records true again after a kill: forget dead replicas, and let live,
-        ready replicas that never joined the gateway (their `up` was killed) join it."""
+        ready replicas that never joined the gateway (their `up` was killed, or the
+        controller started them) join it."""
         gateway = self._gateway()
         in_maintenance = {row.server for row in gateway.server_stats() if row.status == "MAINT"}
         slots = {slot.name: slot for slot in state.layout.pool_slots(pool)}
@@ -303,7 +345,8 @@ class LocalStack:
                 dead.append(record)
             elif record.name in in_maintenance and is_ready(slots[record.name].ports.http):
                 gateway.enable_server(record.name)
-                gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
+                if wait:
+                    gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
         for record in dead:
             gateway.disable_server(record.name)
         self._stop_processes(dead)  # leftover stubs and shared memory
@@ -383,12 +426,18 @@ class LocalStack:
 
     def _anything_running(self, state: StackState) -> bool:
         processes = [(record.pid, record.started) for record in state.replicas.values()]
+        if state.controller_pid and state.controller_started:
+            processes.append((state.controller_pid, state.controller_started))
         if state.gateway_pid and state.gateway_started:
             processes.append((state.gateway_pid, state.gateway_started))
         return any(is_running(pid, started) for pid, started in processes)
 
     def _stop_everything(self, state: StackState) -> int:
-        stopped = self._stop_processes(list(state.replicas.values()))
+        stopped = 0
+        pid, started = state.controller_pid, state.controller_started
+        if pid and started and may_signal_group(pid, started):
+            stopped += stop_groups([pid])  # first: it would restart what we stop
+        stopped += self._stop_processes(list(state.replicas.values()))
         if state.gateway_pid and haproxy.stop_gateway(state.gateway_pid, state.gateway_started):
             stopped += 1
         self.run_dir.clear()

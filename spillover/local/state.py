@@ -46,6 +46,8 @@ class StackState:
     gateway_pid: int | None = None
     gateway_started: int | None = None
     replicas: dict[str, ReplicaRecord] = field(default_factory=dict)
+    controller_pid: int | None = None
+    controller_started: int | None = None
     weights: dict[str, int] | None = None
     """Pool shares set with `local weights`; None means shares follow ready replicas."""
 

@@ -277,6 +277,7 @@ def test_down_stops_everything_after_up_was_killed(tmp_path, model_repo):
         [
             *command,
             "up",
+            "--no-controller",
             "--private",
             "1",
             "--burst",
