@@ -27,9 +27,14 @@ How a tick becomes money (each rule is tested in tests/controller/test_ledger.py
   first known value is a baseline; a value below the last one means the counter reset
   (gateway restart), and the delta is the new value; None leaves the stored value as it
   was, so the next known value's delta covers the gap.
+- Queries count whole windows: `spend(since, until)` sums every window overlapping
+  [since, until), widening a range to window edges rather than cutting inside one. A
+  UTC month starts on a window edge whenever the window divides a day (60 s, 300 s,
+  3600 s), so month-to-date is exact; with other lengths the window straddling the month
+  start counts in full, so a budget cap trips early, never late.
 - Durability: `synchronous=NORMAL` in WAL survives a killed process; a power loss may
   lose the newest ticks, but a lost tick's watermark is lost with it, so the next
-  `record` charges that interval again exactly once.
+  `record` charges that interval once, as if the tick had never happened.
 """
 
 from __future__ import annotations
