@@ -338,6 +338,20 @@ def test_month_to_date_starts_at_the_utc_month_boundary(ledger: Ledger, boundary
     assert ledger.month_to_date_usd(start + 120 + 31 * 86400) == 0.0
 
 
+def test_month_to_date_counts_a_straddling_window_whole_so_caps_trip_early(
+    tmp_path: Path,
+) -> None:
+    """A 7 s window does not divide a day: the one across the month start counts in full."""
+    start = _utc("2026-12-01T00:00:00")
+    with Ledger(tmp_path / "controller.db", window_seconds=7) as ledger:
+        record_all(ledger, [(start - 20, usage(1, role="burst")), (start + 10, usage(0))])
+        month_to_date = ledger.month_to_date_usd(start + 10)
+
+    straddling = start - start % 7
+    assert straddling < start  # the premise: the month starts inside a window
+    assert month_to_date == pytest.approx((start + 10 - straddling) * USD_PER_SECOND)
+
+
 # -- concurrency and crashes ----------------------------------------------------------
 
 
