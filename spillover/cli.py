@@ -14,6 +14,7 @@ from spillover.errors import SpilloverError
 def build_parser() -> argparse.ArgumentParser:
     from spillover import config_cli, demo
     from spillover.bench import cli as bench_cli
+    from spillover.controller import cli as controller_cli
     from spillover.local import cli as local_cli
     from spillover.model import cli as model_cli
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cli.register(commands)
     config_cli.register(commands)
     local_cli.register(commands)
+    controller_cli.register(commands, local_cli.DEFAULT_RUN_DIR)
     demo.register(commands)
     bench_cli.register(commands)
     return parser

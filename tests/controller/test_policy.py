@@ -238,3 +238,11 @@ def test_cooldown_window_keeps_only_what_can_still_be_its_maximum():
         desired, recent = sizing.stabilize(target, recent, second, cooldown_s=30)
         assert desired == max(count for at, count in everything if second - at < 30)
         assert len(recent) <= 7
+
+
+def test_no_demand_and_no_measurement_keeps_every_pool_at_its_floor():
+    config = scenario_config(pools={"private": {"capacity_rps": None}})
+    scenario = Scenario(config)
+    scenario.run(demand=0, seconds=10)
+    assert (scenario.desired("private"), scenario.desired("spot")) == (2, 0)
+    assert scenario.weights == {"private": 100, "spot": 0, "ondemand": 0}

@@ -8,6 +8,7 @@ knows no driver, so every scenario can be replayed tick by tick in a test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from spillover.config import PoolConfig, SpilloverConfig
@@ -45,7 +46,8 @@ class Policy:
         capacities, notes = self._planning_capacities(snapshot, learned)
         if demand > 0 and any(value is None for value in capacities.values()):
             return self._hold_unmeasured(snapshot, state, now, predicted, learned)
-        known = {name: value for name, value in capacities.items() if value is not None}
+        # Without demand no pool needs a replica above its floor, whatever it serves.
+        known = {name: value or math.inf for name, value in capacities.items()}
         targets = sizing.size_pools(
             self.config,
             [

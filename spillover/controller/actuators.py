@@ -1,0 +1,155 @@
+"""Apply decisions: pool sizes through pool drivers, traffic shares through the gateway.
+
+Every actuator is idempotent (it converges to a target, so applying the same
+decision each tick is how a missed change gets made), retries briefly on
+temporary errors, and never lets a failure escape into the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from spillover.controller.decisions import Decision, ScalePool, SetWeights
+from spillover.controller.pools import PoolDriver, ReplicaTarget
+from spillover.drivers import haproxy
+from spillover.drivers.processes import is_running, started_at_epoch
+from spillover.errors import PermanentError, SpilloverError, TemporaryError
+from spillover.local.stack import LocalStack, StackError, is_ready
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_S = 2.0
+"""Retries stay within about one tick: the loop must not stall on one actuator."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Attempts within one tick; the next tick tries again anyway."""
+
+    attempts: int = 3
+    first_delay_s: float = 0.2
+    """Doubled after each failed attempt."""
+
+
+@dataclass(frozen=True)
+class ActuationFailure:
+    decision: Decision
+    error: str
+
+
+class Actuators:
+    """Applies a tick's decisions: traffic shares first (traffic leaves a pool before
+    the pool shrinks), then pool sizes."""
+
+    def __init__(
+        self,
+        drivers: Mapping[str, PoolDriver],
+        gateway: GatewayActuator,
+        retry: Retry = Retry(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.drivers = drivers
+        self.gateway = gateway
+        self.retry = retry
+        self.sleep = sleep
+
+    def apply(self, decisions: Sequence[Decision]) -> list[ActuationFailure]:
+        failures = []
+        ordered = sorted(decisions, key=lambda decision: not isinstance(decision, SetWeights))
+        for decision in ordered:
+            action = self._action(decision)
+            if action is None:
+                continue  # modes and alerts are recorded, not applied
+            try:
+                self._with_retry(action)
+            except Exception as error:  # one failing actuator must not stop the others
+                logger.exception("could not %s", decision.describe())
+                failures.append(ActuationFailure(decision, str(error)))
+        return failures
+
+    def _action(self, decision: Decision) -> Callable[[], None] | None:
+        if isinstance(decision, ScalePool):
+            driver = self.drivers.get(decision.pool)
+            if driver is None:
+                raise PermanentError(f"no driver runs pool {decision.pool}")
+            return lambda: driver.scale(decision.pool, decision.replicas)
+        if isinstance(decision, SetWeights):
+            return lambda: self.gateway.set_weights(decision.shares)
+        return None
+
+    def _with_retry(self, action: Callable[[], None]) -> None:
+        delay = self.retry.first_delay_s
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                action()
+                return
+            except TemporaryError as error:
+                if attempt == self.retry.attempts:
+                    raise
+                wait = min(max(delay, error.delay), MAX_RETRY_DELAY_S)
+                logger.info("retrying in %.1f s: %s", wait, error)
+                self.sleep(wait)
+                delay *= 2
+
+
+class GatewayActuator:
+    """Traffic shares through HAProxy's runtime API."""
+
+    def __init__(self, api: haproxy.RuntimeApi) -> None:
+        self.api = api
+
+    def set_weights(self, shares: Mapping[str, int]) -> None:
+        try:
+            self.api.set_pool_weights(shares)
+        except haproxy.GatewayUnreachableError as error:
+            raise TemporaryError(str(error), delay=0.5) from error
+        except (haproxy.RuntimeCommandError, ValueError) as error:
+            raise PermanentError(f"the gateway refused shares {dict(shares)}: {error}") from error
+
+
+class LocalPoolDriver:
+    """Pools of tritonserver processes on 127.0.0.1 (the local stack)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.stack = LocalStack(run_dir)
+
+    def replicas(self) -> list[ReplicaTarget]:
+        layout, records = self.stack.replica_records()
+        ports = {slot.name: slot.ports for slot in layout.slots}
+        alive = {record.name: is_running(record.pid, record.started) for record in records}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ready = dict(
+                zip(
+                    alive,
+                    pool.map(lambda name: alive[name] and is_ready(ports[name].http), alive),
+                    strict=True,
+                )
+            )
+        return [
+            ReplicaTarget(
+                name=record.name,
+                pool=record.pool,
+                alive=alive[record.name],
+                ready=ready[record.name],
+                started_at=started_at_epoch(record.started),
+                metrics_url=f"http://127.0.0.1:{ports[record.name].metrics}/metrics",
+            )
+            for record in records
+        ]
+
+    def scale(self, pool: str, replicas: int) -> None:
+        try:
+            self.stack.converge(pool, replicas)
+        except haproxy.GatewayUnreachableError as error:
+            raise TemporaryError(str(error), delay=0.5) from error
+        except StackError as error:
+            raise PermanentError(str(error)) from error
+        except SpilloverError:
+            raise
+        except OSError as error:  # a busy port, a full disk: may clear by the next tick
+            raise TemporaryError(f"scaling {pool} to {replicas}: {error}") from error

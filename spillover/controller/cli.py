@@ -1,0 +1,212 @@
+"""`spillover controller run`, `spillover status`, `spillover spend`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from spillover.config import SpilloverConfig, load_config
+from spillover.config_cli import LOCAL_DEFAULT
+from spillover.controller.actuators import Actuators, GatewayActuator, LocalPoolDriver
+from spillover.controller.exporter import Exporter
+from spillover.controller.ledger import Ledger
+from spillover.controller.loop import ControllerLoop
+from spillover.controller.observe import Observer
+from spillover.controller.pools import PoolDriver
+from spillover.controller.reports import format_spend, parse_since
+from spillover.drivers.haproxy import RuntimeApi
+from spillover.errors import SpilloverError
+from spillover.local.state import RunDir
+from spillover.tables import format_table
+
+DATABASE_FILE = "controller.db"
+logger = logging.getLogger("spillover.controller")
+
+
+def register(commands: argparse._SubParsersAction, default_run_dir: Path) -> None:
+    controller = commands.add_parser("controller", help="the controller loop")
+    actions = controller.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = actions.add_parser("run", help="observe, decide, act and record every tick")
+    run.add_argument("--config", type=Path, default=LOCAL_DEFAULT, help="spillover.yaml")
+    _run_dir_option(run, default_run_dir)
+    run.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
+    run.set_defaults(func=_run)
+
+    status = commands.add_parser("status", help="pools, weights, mode, last decisions")
+    _database_options(status, default_run_dir)
+    status.add_argument("--decisions", type=int, default=8, help="how many to show (8)")
+    status.add_argument("--format", choices=["table", "json"], default="table")
+    status.set_defaults(func=_status)
+
+    spend = commands.add_parser("spend", help="what each pool cost, from the ledger")
+    _database_options(spend, default_run_dir)
+    spend.add_argument("--since", default="1h", help="90s, 15m, 1h, 2d, 1w or ISO-8601 (1h)")
+    spend.add_argument("--by", choices=["pool", "role", "window"], default="pool")
+    spend.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    spend.set_defaults(func=_spend)
+
+
+def _run_dir_option(parser: argparse.ArgumentParser, default: Path) -> None:
+    parser.add_argument(
+        "--run-dir", type=Path, default=default, help="the local stack's run directory"
+    )
+
+
+def _database_options(parser: argparse.ArgumentParser, default_run_dir: Path) -> None:
+    _run_dir_option(parser, default_run_dir)
+    parser.add_argument("--db", type=Path, default=None, help="ledger file (run dir's by default)")
+
+
+def database_path(config: SpilloverConfig, run_dir: Path) -> Path:
+    if config.controller.database:
+        return Path(config.controller.database)
+    return run_dir / DATABASE_FILE
+
+
+def pool_drivers(config: SpilloverConfig, run_dir: Path) -> dict[str, PoolDriver]:
+    local = LocalPoolDriver(run_dir)
+    drivers: dict[str, PoolDriver] = {}
+    for pool in config.pools:
+        if pool.driver == "local":
+            drivers[pool.name] = local
+        else:
+            from spillover.controller.kubernetes_pools import KubernetesPoolDriver
+
+            drivers[pool.name] = KubernetesPoolDriver(pool)
+    return drivers
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    drivers = pool_drivers(config, args.run_dir)
+    gateway = RuntimeApi(config.gateway.runtime_api or RunDir(args.run_dir).gateway_socket)
+    database = database_path(config, args.run_dir)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(database, window_seconds=config.controller.ledger_window_seconds)
+    exporter = Exporter(config, spend_by_pool=lambda: _spend_by_pool(database))
+    port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
+    loop = ControllerLoop(
+        config,
+        Observer(config, list(_distinct(drivers.values())), gateway),
+        Actuators(drivers, GatewayActuator(gateway)),
+        ledger,
+        exporter,
+    )
+    loop.restore()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logger.info(
+        "controller running: %d pools, tick %gs, metrics on http://%s:%d/metrics, ledger %s",
+        len(config.pools),
+        config.policy.tick_seconds,
+        config.controller.metrics_host,
+        port,
+        database,
+    )
+    try:
+        loop.run(stop, max_ticks=args.ticks)
+    finally:
+        exporter.close()
+        ledger.close()
+    logger.info("controller stopped")
+    return 0
+
+
+def _distinct(drivers: Any) -> list[PoolDriver]:
+    seen: list[PoolDriver] = []
+    for driver in drivers:
+        if not any(driver is other for other in seen):
+            seen.append(driver)
+    return seen
+
+
+def _spend_by_pool(database: Path) -> dict[str, float]:
+    """All-time spend per pool, read with its own connection (scrapes come from
+    the metrics server's thread)."""
+    with Ledger(database, window_seconds=None) as reader:
+        return {str(row.key): row.usd for row in reader.spend(0.0, time.time() + 1, by="pool")}
+
+
+def _open_ledger(args: argparse.Namespace) -> Ledger:
+    database = args.db or args.run_dir / DATABASE_FILE
+    if not database.exists():
+        raise SpilloverError(
+            f"no controller ledger at {database}; start the controller "
+            "(`spillover local up`, or `spillover controller run`) or pass --db"
+        )
+    return Ledger(database, window_seconds=None)
+
+
+def _status(args: argparse.Namespace) -> int:
+    with _open_ledger(args) as ledger:
+        saved = ledger.load_controller_state()
+        decisions = ledger.recent_decisions(args.decisions)
+    if saved is None:
+        raise SpilloverError("the controller has not completed a tick yet")
+    status = json.loads(saved.status)
+    if args.format == "json":
+        status["decisions"] = [
+            {"at": d.at, "decision": d.decision, "reason": d.reason} for d in decisions
+        ]
+        print(json.dumps(status, indent=2))
+        return 0
+    print(_status_header(status))
+    print()
+    print(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
+    print("\nlast decisions:")
+    for decision in decisions:
+        stamp = time.strftime("%H:%M:%S", time.localtime(decision.at))
+        print(f"  {stamp}  {decision.decision}: {decision.reason}")
+    return 0
+
+
+STATUS_HEADERS = [
+    "pool", "role", "status", "ready/desired", "weight", "rps", "queue ms", "$/hour",
+]  # fmt: skip
+
+
+def _status_header(status: dict[str, Any]) -> str:
+    age = time.time() - status["at"]
+    stale = " (controller not ticking?)" if age > 3 * status["tick_seconds"] + 5 else ""
+    demand = status["demand_rps"]
+    planned = status["planned_rps"]
+    line = f"mode {status['mode']}"
+    line += f", demand {demand:.0f} rps" if demand is not None else ", demand unknown (stale)"
+    if planned is not None:
+        line += f", planned {planned:.0f} rps"
+    if status["budget_limited"]:
+        line += ", BUDGET LIMITED"
+    return f"{line}; as of {age:.0f} s ago{stale}"
+
+
+def _status_row(pool: dict[str, Any]) -> list[object]:
+    def number(value: float | None, digits: int) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    weight = pool["weight"]
+    return [
+        pool["pool"],
+        f"{pool['role']} ({pool['capacity_type']})",
+        pool["status"],
+        f"{pool['ready']}/{pool['desired'] if pool['desired'] is not None else '-'}",
+        "-" if weight is None else f"{weight}%",
+        number(pool["served_rps"], 0),
+        number(pool["queue_time_ms"], 1),
+        f"{pool['usd_per_hour']:.2f}",
+    ]
+
+
+def _spend(args: argparse.Namespace) -> int:
+    now = time.time()
+    since = parse_since(args.since, now)
+    with _open_ledger(args) as ledger:
+        rows = ledger.spend(since, now, by=args.by)
+    print(format_spend(rows, args.format, args.by), end="")
+    return 0

@@ -1,0 +1,210 @@
+"""Once per tick: observe → decide → act → record. The only place that reads the clock.
+
+Level-triggered: every tick applies the full desired state, so a decision an
+actuator missed is made on the next tick, and a restarted controller (which
+reloads the policy state it stored) carries on exactly where it stopped. Nothing
+that fails inside a tick stops the loop: it is logged with its traceback and the
+next tick goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from spillover.config import SpilloverConfig
+from spillover.controller.actuators import ActuationFailure, Actuators
+from spillover.controller.decisions import Alert, Decision, ScalePool, SetMode, SetWeights
+from spillover.controller.exporter import Exporter
+from spillover.controller.ledger import Ledger, PoolUsage
+from spillover.controller.policy import Policy, PolicyState
+from spillover.controller.snapshot import Snapshot
+from spillover.controller.status import status_view
+
+logger = logging.getLogger("spillover.controller")
+
+WEIGHT_CHANGE_WORTH_LOGGING = 5
+"""Shares move a little with every demand sample; a log line per point is noise."""
+
+
+class Observing(Protocol):
+    def observe(self) -> Snapshot: ...
+
+    def gateway_counters(self) -> Mapping[str, tuple[int | None, int | None]]:
+        """Cumulative (served, failed) requests per pool, from the gateway."""
+        ...
+
+
+@dataclass
+class TickReport:
+    at: float
+    decisions: list[Decision]
+    logged: list[Decision]
+    failures: list[ActuationFailure]
+    duration_s: float
+    snapshot: Snapshot | None = None
+
+
+@dataclass
+class ControllerLoop:
+    config: SpilloverConfig
+    observer: Observing
+    actuators: Actuators
+    ledger: Ledger
+    exporter: Exporter | None = None
+    clock: Callable[[], float] = time.time
+    state: PolicyState = field(default_factory=PolicyState)
+    _last_said: dict[str, Decision] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.policy = Policy(self.config)
+
+    def restore(self) -> None:
+        """Pick up the policy state the last run stored: same forecast, same cooldowns."""
+        saved = self.ledger.load_controller_state()
+        if saved is None:
+            return
+        try:
+            self.state = PolicyState.from_json(saved.policy_state)
+        except (ValueError, KeyError, TypeError):
+            logger.exception("stored policy state is unreadable; starting afresh")
+            return
+        logger.info("resumed from the state stored at %s", _clock_time(saved.at))
+
+    def tick(self) -> TickReport:
+        started = time.perf_counter()
+        now = self.clock()
+        snapshot = self._observe(now)
+        decisions, self.state = self.policy.decide(snapshot, self.state, now)
+        failures = self.actuators.apply(decisions)
+        said = self._worth_saying(decisions)
+        for decision in said:
+            level = logging.WARNING if isinstance(decision, Alert) else logging.INFO
+            logger.log(level, "%s: %s", decision.describe(), decision.reason)
+        self._record(now, snapshot, said)
+        duration = time.perf_counter() - started
+        if self.exporter is not None:
+            self.exporter.update(snapshot, self.state, failures, duration)
+        return TickReport(now, decisions, said, failures, duration, snapshot)
+
+    def run(self, stop: threading.Event, max_ticks: int | None = None) -> int:
+        """Tick every `policy.tick_seconds` until `stop` is set; returns ticks run."""
+        ticks = 0
+        interval = self.config.policy.tick_seconds
+        self._prime()
+        stop.wait(min(interval, 1.0))
+        while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
+            began = time.monotonic()
+            try:
+                self.tick()
+            except Exception:  # the loop outlives any one bad tick
+                logger.exception("tick failed; trying again next tick")
+            ticks += 1
+            stop.wait(max(interval - (time.monotonic() - began), 0.0))
+        return ticks
+
+    # --- steps ------------------------------------------------------------------
+
+    def _prime(self) -> None:
+        """Take a first reading to measure rates against: without it the first tick
+        would see no rates and take it for a metrics outage."""
+        try:
+            self.observer.observe()
+        except Exception:
+            logger.exception("first observation failed")
+
+    def _observe(self, now: float) -> Snapshot:
+        try:
+            snapshot = self.observer.observe()
+        except Exception:
+            logger.exception("observing failed: treating every metric as stale")
+            return Snapshot(at=now, demand_rps=None, pools=())
+        try:
+            spent = self.ledger.month_to_date_usd(now, role="burst")
+        except Exception:
+            logger.exception("cannot read this month's burst spend; assuming none")
+            spent = 0.0
+        return replace(snapshot, burst_spend_this_month_usd=spent)
+
+    def _worth_saying(self, decisions: Sequence[Decision]) -> list[Decision]:
+        """Decisions that change something: a new size, a real shift in shares, a new
+        mode or alert. The rest re-apply the same state and are not logged again."""
+        said = []
+        current_alerts = set()
+        for decision in decisions:
+            key = _key(decision)
+            if isinstance(decision, Alert):
+                current_alerts.add(key)
+            previous = self._last_said.get(key)
+            if _differs(previous, decision):
+                said.append(decision)
+                self._last_said[key] = decision
+        for key in [k for k in self._last_said if k.startswith("alert:")]:
+            if key not in current_alerts:
+                del self._last_said[key]  # said again if it comes back
+        return said
+
+    def _record(self, now: float, snapshot: Snapshot, said: list[Decision]) -> None:
+        try:
+            self.ledger.record(now, self._usages(snapshot))
+            self.ledger.log_decisions(now, said)
+            status = status_view(self.config, snapshot, self.state, self.config.policy.tick_seconds)
+            self.ledger.save_controller_state(now, self.state.to_json(), json.dumps(status))
+        except Exception:
+            logger.exception("could not write the ledger; spend since then is charged next tick")
+
+    def _usages(self, snapshot: Snapshot) -> list[PoolUsage]:
+        try:
+            counters = self.observer.gateway_counters()
+        except Exception:
+            logger.exception("cannot read gateway counters")
+            counters = {}
+        usages = []
+        for pool in self.config.pools:
+            if not snapshot.pools:
+                continue  # nothing observed: the next good tick charges the gap
+            requests, errors = counters.get(pool.name, (None, None))
+            usages.append(
+                PoolUsage(
+                    pool=pool.name,
+                    role=pool.role,
+                    replicas=snapshot.pool(pool.name).running,
+                    usd_per_replica_hour=pool.price.hourly_usd,
+                    price_source=pool.price.source,
+                    requests_total=requests,
+                    errors_total=errors,
+                )
+            )
+        return usages
+
+
+def _key(decision: Decision) -> str:
+    if isinstance(decision, ScalePool):
+        return f"scale:{decision.pool}"
+    if isinstance(decision, SetWeights):
+        return "weights"
+    if isinstance(decision, SetMode):
+        return "mode"
+    return f"alert:{decision.topic}"
+
+
+def _differs(previous: Decision | None, decision: Decision) -> bool:
+    if previous is None:
+        return True
+    if isinstance(previous, SetWeights) and isinstance(decision, SetWeights):
+        before, after = previous.shares, decision.shares
+        moved = max(abs(after.get(pool, 0) - before.get(pool, 0)) for pool in after | before)
+        serving_changed = {p for p, s in before.items() if s} != {p for p, s in after.items() if s}
+        return serving_changed or moved >= WEIGHT_CHANGE_WORTH_LOGGING
+    if isinstance(decision, Alert):
+        return False  # said when it appeared; said again only after it cleared
+    return previous.describe() != decision.describe()
+
+
+def _clock_time(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

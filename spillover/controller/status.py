@@ -1,0 +1,47 @@
+"""What `spillover status` shows, built once per tick from what the loop has.
+
+Stored by the loop with the policy state, so `spillover status` works from another
+process, and still tells the truth (with its age) when the controller has stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spillover.config import SpilloverConfig
+from spillover.controller.policy import PolicyState
+from spillover.controller.snapshot import Snapshot
+
+
+def status_view(
+    config: SpilloverConfig, snapshot: Snapshot, state: PolicyState, tick_seconds: float
+) -> dict[str, Any]:
+    pools = []
+    for pool in config.pools:
+        observed = snapshot.pool(pool.name)
+        plan = state.pools.get(pool.name)
+        pools.append(
+            {
+                "pool": pool.name,
+                "role": pool.role,
+                "capacity_type": pool.capacity_type,
+                "status": plan.status if plan else "unknown",
+                "desired": plan.desired if plan else None,
+                "ready": observed.ready,
+                "starting": observed.starting,
+                "weight": state.weights.get(pool.name),
+                "served_rps": observed.served_rps,
+                "queue_time_ms": observed.queue_time_ms,
+                "capacity_rps": plan.capacity_rps if plan else None,
+                "usd_per_hour": observed.running * pool.price.hourly_usd,
+            }
+        )
+    return {
+        "at": snapshot.at,
+        "mode": state.mode.value,
+        "demand_rps": state.demand_rps,
+        "planned_rps": state.planned_rps,
+        "budget_limited": state.budget_limited,
+        "tick_seconds": tick_seconds,
+        "pools": pools,
+    }
