@@ -1,9 +1,11 @@
 """`spillover demo`: the README's first command, end to end on this machine.
 
-Builds the model if needed, brings up two private replicas and one burst replica
-behind the gateway, routes 80/20, asks for real recommendations over HTTP and
-gRPC, prints a few with their categories and a throughput/latency summary, and
-always tears the stack down.
+Builds the model if needed, brings up the local stack the packaged spillover.yaml
+describes (one private replica, a burst pool standing by at 0) with its controller,
+asks for real recommendations, then sends a spike over HTTP and gRPC: the
+controller starts burst replicas and routes the overflow to them. Once the spike
+is over burst returns to standby, and the ledger shows what each pool cost. The
+stack is always torn down.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
 from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
+from spillover.config import load_config
+from spillover.config_cli import LOCAL_DEFAULT
+from spillover.controller.cli import DATABASE_FILE, render_status
+from spillover.controller.ledger import Ledger
+from spillover.controller.reports import format_spend
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.local.cli import DEFAULT_RUN_DIR
 from spillover.local.layout import LocalLayout, LocalPool
@@ -27,14 +35,16 @@ from spillover.tables import format_table
 SHOWN_ITEMS = 5
 NEW_VISITOR = -1
 """Any id outside the trained users is served by the out-of-vocabulary row."""
+STANDBY_TIMEOUT_S = 90.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="run the local hybrid stack end to end, then stop it")
     demo.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
     demo.add_argument("--model-repo", type=Path, default=DEFAULT_REPO)
+    demo.add_argument("--config", type=Path, default=LOCAL_DEFAULT)
     demo.add_argument("--port-base", type=int, default=8000)
-    demo.add_argument("--seconds", type=float, default=5.0, help="load per protocol (default 5)")
+    demo.add_argument("--seconds", type=float, default=8.0, help="spike per protocol (default 8)")
     demo.add_argument("--concurrency", type=int, default=16)
     demo.set_defaults(func=run)
 
@@ -42,32 +52,47 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     model = ensure_model(args.model_repo)
     n_users, n_items = model_sizes(args.model_repo)
-    layout = LocalLayout(
-        (LocalPool("private", 2, 4), LocalPool("burst", 1, 4)), port_base=args.port_base
-    )
+    config = load_config(args.config)
+    pools = tuple(LocalPool(p.name, p.min_replicas, p.max_replicas) for p in config.pools)
     stack = LocalStack(args.run_dir)
-    print("starting 2 private + 1 burst Triton replicas behind HAProxy ...")
-    stack.up(layout, model)
+    print(f"starting the pools of {args.config.name} behind HAProxy, and the controller ...")
+    stack.up(LocalLayout(pools, port_base=args.port_base), model)
     try:
-        stack.set_weights({"private": 80, "burst": 20})
+        stack.start_controller(args.config)
         endpoints = stack.gateway_endpoints
-        print(
-            f"gateway http {endpoints['http']}, grpc {endpoints['grpc']};"
-            " weights private=80 burst=20\n"
-        )
+        print(f"gateway http {endpoints['http']}, grpc {endpoints['grpc']}\n")
         _show_recommendations(endpoints["http"], args.model_repo, n_users, n_items)
         gateway = RuntimeApi(stack.run_dir.gateway_socket)
+        database = stack.run_dir.path / DATABASE_FILE
+        print(f"spike: {args.concurrency} clients in a closed loop, HTTP then gRPC ...")
         before = _sessions_by_pool(gateway)
         results = [
             asyncio.run(_load(protocol, endpoints[protocol], n_users, n_items, args))
             for protocol in ("http", "grpc")
         ]
-        served = _sessions_by_pool(gateway) - before
-        _print_summary(results, served)
+        _print_summary(results, _sessions_by_pool(gateway) - before)
+        with Ledger(database, window_seconds=None) as ledger:
+            print(f"\n$ spillover status   (during the spike)\n{render_status(ledger)}\n")
+            print("spike over: waiting for burst to return to standby after the cooldown ...")
+            _wait_for_standby(ledger)
+            print(f"\n$ spillover status\n{render_status(ledger, decisions=6)}\n")
+            rows = ledger.spend(0.0, time.time() + 1, by="pool")
+            print(f"$ spillover spend\n{format_spend(rows, 'table', 'pool')}")
         return 0 if not any(result.failures for result in results) else 1
     finally:
         stack.down()
         print("\nstack stopped")
+
+
+def _wait_for_standby(ledger: Ledger) -> None:
+    deadline = time.monotonic() + STANDBY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        saved = ledger.load_controller_state()
+        pools = json.loads(saved.status)["pools"] if saved else []
+        if all(p["status"] == "standby" for p in pools if p["role"] == "burst"):
+            return
+        time.sleep(1)
+    print(f"burst still running after {STANDBY_TIMEOUT_S:.0f} s")
 
 
 def _show_recommendations(url: str, repo: Path, n_users: int, n_items: int) -> None:

@@ -146,25 +146,29 @@ def _open_ledger(args: argparse.Namespace) -> Ledger:
 
 def _status(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
-        saved = ledger.load_controller_state()
-        decisions = ledger.recent_decisions(args.decisions)
+        print(render_status(ledger, args.decisions, args.format))
+    return 0
+
+
+def render_status(ledger: Ledger, decisions: int = 8, fmt: str = "table") -> str:
+    """Pools, weights, mode and the last decisions with their reasons."""
+    saved = ledger.load_controller_state()
+    recent = ledger.recent_decisions(decisions)
     if saved is None:
         raise SpilloverError("the controller has not completed a tick yet")
     status = json.loads(saved.status)
-    if args.format == "json":
+    if fmt == "json":
         status["decisions"] = [
-            {"at": d.at, "decision": d.decision, "reason": d.reason} for d in decisions
+            {"at": d.at, "decision": d.decision, "reason": d.reason} for d in recent
         ]
-        print(json.dumps(status, indent=2))
-        return 0
-    print(_status_header(status))
-    print()
-    print(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
-    print("\nlast decisions:")
-    for decision in decisions:
+        return json.dumps(status, indent=2)
+    lines = [_status_header(status), ""]
+    lines.append(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
+    lines.append("\nlast decisions:")
+    for decision in recent:
         stamp = time.strftime("%H:%M:%S", time.localtime(decision.at))
-        print(f"  {stamp}  {decision.decision}: {decision.reason}")
-    return 0
+        lines.append(f"  {stamp}  {decision.decision}: {decision.reason}")
+    return "\n".join(lines)
 
 
 STATUS_HEADERS = [
