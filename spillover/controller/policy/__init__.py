@@ -186,7 +186,7 @@ class Policy:
         if bursting:
             return (
                 Mode.BURST,
-                f"demand exceeds private capacity: {', '.join(bursting)} take the overflow",
+                f"demand exceeds private capacity: overflow goes to {', '.join(bursting)}",
             )
         return Mode.NORMAL, "private capacity covers demand; burst stands by"
 
