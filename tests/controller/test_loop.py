@@ -1,0 +1,105 @@
+"""The loop: failures inside a tick are logged and survived; a restart resumes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from spillover.controller.actuators import Actuators, Retry
+from spillover.controller.decisions import Mode
+from spillover.controller.ledger import Ledger
+from spillover.controller.loop import ControllerLoop
+from spillover.controller.snapshot import PoolObservation, ReplicaObservation, Snapshot
+from spillover.errors import TemporaryError
+from tests.controller.simulated import START, scenario_config
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        self.now += 2
+        return self.now
+
+
+class Observer:
+    def __init__(self, clock: FakeClock, demand: float | None = 100.0) -> None:
+        self.clock, self.demand, self.fail = clock, demand, False
+
+    def observe(self) -> Snapshot:
+        if self.fail:
+            raise ConnectionError("gateway socket vanished")
+        ready = tuple(ReplicaObservation(f"private-{i}", "ready", START - 60) for i in range(2))
+        return Snapshot(self.clock.now, self.demand, (PoolObservation("private", ready),))
+
+    def gateway_counters(self):
+        return {"private": (int(self.clock.now - START) * 10, 0)}
+
+
+class Driver:
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures, self.calls = failures, []
+
+    def scale(self, pool: str, replicas: int) -> None:
+        self.calls.append((pool, replicas))
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+class Gateway:
+    def __init__(self) -> None:
+        self.shares = []
+
+    def set_weights(self, shares) -> None:
+        self.shares.append(dict(shares))
+
+
+def make_loop(tmp_path, clock, observer, driver):
+    config = scenario_config(policy={"tick_seconds": 0.01})  # run() waits real ticks
+    actuators = Actuators(
+        {pool.name: driver for pool in config.pools}, Gateway(), Retry(), sleep=lambda _: None
+    )
+    return ControllerLoop(
+        config, observer, actuators, Ledger(tmp_path / "controller.db"), clock=clock
+    )
+
+
+def test_a_failing_actuator_is_retried_logged_and_does_not_stop_the_loop(tmp_path, caplog):
+    clock = FakeClock()
+    driver = Driver([TemporaryError("busy"), RuntimeError("boom")])
+    loop = make_loop(tmp_path, clock, Observer(clock), driver)
+    with caplog.at_level(logging.ERROR):
+        report = loop.tick()
+    assert [f.decision.describe() for f in report.failures] == ["scale private to 2"]
+    assert "Traceback" in caplog.text and "boom" in caplog.text
+    assert driver.calls[:2] == [("private", 2), ("private", 2)]  # the temporary one retried
+    assert loop.tick().failures == []  # the next tick applies it again
+
+
+def test_an_observer_failure_is_safe_mode_not_a_crash(tmp_path):
+    clock = FakeClock()
+    observer = Observer(clock)
+    loop = make_loop(tmp_path, clock, observer, Driver([]))
+    loop.tick()
+    observer.fail = True
+    stop = threading.Event()
+    assert loop.run(stop, max_ticks=3) == 3
+    assert loop.state.mode is Mode.SAFE
+    assert loop.state.desired("private") == 2
+
+
+def test_a_restarted_loop_resumes_the_stored_state_and_spend(tmp_path):
+    clock = FakeClock()
+    first = make_loop(tmp_path, clock, Observer(clock, demand=300), Driver([]))
+    for _ in range(5):
+        first.tick()
+    first.ledger.close()
+    second = make_loop(tmp_path, clock, Observer(clock, demand=300), Driver([]))
+    second.restore()
+    assert second.state == first.state
+    second.tick()
+    rows = {row.key: row for row in second.ledger.spend(START, clock.now + 1, by="pool")}
+    # Two private replicas charged from the first tick to the last, across the restart.
+    charged_seconds = clock.now - (START + 2)
+    assert abs(rows["private"].replica_hours - 2 * charged_seconds / 3600) < 1e-9
