@@ -1,0 +1,290 @@
+"""Pools whose replicas are a Triton Deployment: sized through its scale subresource,
+observed through its pods.
+
+Replica names are pod names. The gateway in a cluster does not know pods: its
+``server-template`` fills slots ``<pool>-<n>`` from the DNS answers of the pool's
+headless Service, and a slot's number says nothing about which pod it holds. So
+the observer cannot look a Kubernetes replica up by name among the gateway's
+servers; it has to take the gateway's side of a Kubernetes pool per pool (how
+many of its slots are ready), and a pod's own readiness from its Ready
+condition, which is also what puts its address into the headless Service.
+
+A pod with no IP yet (scheduled, image pulling) is a starting replica with an
+empty ``metrics_url``: there is nothing to scrape until it has an address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from spillover.config import KubernetesTarget, PoolConfig
+from spillover.controller.pools import ReplicaTarget
+from spillover.errors import PermanentError, SpilloverError, TemporaryError
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 3.0
+"""Per API request, connecting included: a hung API server stalls a tick by at most
+this much per call (two calls per scale or replicas()), and the call is not retried
+within it (the actuators and the next tick retry)."""
+
+DEFAULT_METRICS_PORT = 8002
+"""Triton's metrics port, used when no container port is named ``metrics``."""
+
+DEFAULT_RETRY_DELAY_S = 1.0
+"""Delay of a temporary error when the API server gives no Retry-After."""
+
+NEEDED_PERMISSIONS = "get and patch on deployments/scale, get on deployments, list on pods"
+"""What the controller's identity needs in the pool's namespace (apps and core groups)."""
+
+_LIVE_PHASES = ("Pending", "Running")
+_TEMPORARY_STATUSES = (409, 429)
+
+_clients: dict[tuple[str | None, str | None], client.ApiClient] = {}
+_clients_lock = threading.Lock()
+
+
+def api_client_for(target: KubernetesTarget) -> client.ApiClient:
+    """One ApiClient per (kubeconfig, context), built on first use and then shared."""
+    key = (target.kubeconfig, target.context)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_api_client(target)
+        return _clients[key]
+
+
+def _new_api_client(target: KubernetesTarget) -> client.ApiClient:
+    configuration = client.Configuration()
+    # urllib3 would retry a timed-out GET three times: four timeouts in one tick.
+    configuration.retries = 0
+    if target.kubeconfig is None:
+        if target.context is not None:
+            raise PermanentError(
+                f"context {target.context!r} is set without a kubeconfig: set "
+                "kubernetes.kubeconfig too, or drop the context to use the in-cluster "
+                "service account"
+            )
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as error:
+            raise PermanentError(
+                f"no kubeconfig is set and the in-cluster service account is unusable "
+                f"({error}): run the controller in a pod or set kubernetes.kubeconfig"
+            ) from error
+        return client.ApiClient(configuration)
+    path = Path(target.kubeconfig).expanduser()
+    if not path.is_file():
+        raise PermanentError(f"kubeconfig {path} does not exist: is its Secret mounted there?")
+    try:
+        return config.new_client_from_config(
+            config_file=str(path),
+            context=target.context,
+            persist_config=False,  # never write refreshed tokens into a mounted Secret
+            client_configuration=configuration,
+        )
+    # TypeError, AttributeError, KeyError: YAML that is not a kubeconfig.
+    except (ConfigException, OSError, yaml.YAMLError, TypeError, AttributeError, KeyError) as error:
+        raise PermanentError(
+            f"cannot use kubeconfig {path} (context {target.context or 'current'}): {error}"
+        ) from error
+
+
+class KubernetesPoolDriver:
+    """One pool: a Triton Deployment, sized through its scale subresource."""
+
+    def __init__(
+        self,
+        pool_config: PoolConfig,
+        api_client: client.ApiClient | None = None,
+        *,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        if pool_config.kubernetes is None:
+            raise ValueError(f"pool {pool_config.name} has no kubernetes section")
+        self.pool = pool_config.name
+        self.target = pool_config.kubernetes
+        self.request_timeout_s = request_timeout_s
+        self._api_client = api_client
+
+    def replicas(self) -> list[ReplicaTarget]:
+        with self._api_call("get", "deployments"):
+            deployment = self._apps().read_namespaced_deployment(
+                self.target.deployment,
+                self.target.namespace,
+                _request_timeout=self.request_timeout_s,
+            )
+        selector = label_selector(deployment.spec.selector)
+        with self._api_call("list", "pods"):
+            pods = self._core().list_namespaced_pod(
+                self.target.namespace,
+                label_selector=selector,
+                _request_timeout=self.request_timeout_s,
+            )
+        targets = [replica_of(self.pool, pod) for pod in pods.items]
+        return sorted(targets, key=lambda target: (target.started_at, target.name))
+
+    def scale(self, pool: str, replicas: int) -> None:
+        if pool != self.pool:
+            raise PermanentError(f"the driver of pool {self.pool} was asked to scale {pool}")
+        with self._api_call("get", "deployments/scale"):
+            scale = self._apps().read_namespaced_deployment_scale(
+                self.target.deployment,
+                self.target.namespace,
+                _request_timeout=self.request_timeout_s,
+            )
+        # autoscaling/v1 omits spec.replicas when it is 0.
+        if (scale.spec.replicas or 0) == replicas:
+            return
+        with self._api_call("patch", "deployments/scale"):
+            self._apps().patch_namespaced_deployment_scale(
+                self.target.deployment,
+                self.target.namespace,
+                {"spec": {"replicas": replicas}},
+                _request_timeout=self.request_timeout_s,
+            )
+        logger.info(
+            "scaled %s (%s) from %d to %d replicas",
+            self.pool,
+            self._where,
+            scale.spec.replicas or 0,
+            replicas,
+        )
+
+    @property
+    def _where(self) -> str:
+        return f"{self.target.namespace}/{self.target.deployment}"
+
+    def _client(self) -> client.ApiClient:
+        if self._api_client is None:
+            self._api_client = api_client_for(self.target)
+        return self._api_client
+
+    def _apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self._client())
+
+    def _core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self._client())
+
+    @contextlib.contextmanager
+    def _api_call(self, verb: str, resource: str) -> Iterator[None]:
+        """Turn what the client raises into TemporaryError or PermanentError."""
+        action = f"pool {self.pool}: {verb} {resource} of {self._where}"
+        try:
+            yield
+        except ApiException as error:
+            raise self._api_error(error, action, verb, resource) from error
+        except urllib3.exceptions.HTTPError as error:  # refused, reset, timed out, TLS
+            raise TemporaryError(
+                f"{action}: the API server did not answer: {error}", delay=DEFAULT_RETRY_DELAY_S
+            ) from error
+
+    def _api_error(
+        self, error: ApiException, action: str, verb: str, resource: str
+    ) -> SpilloverError:
+        status = error.status or 0
+        failed = f"{action} failed with {status} {error.reason or ''}".rstrip()
+        said = _status_message(error)
+        if status == 0 or status >= 500 or status in _TEMPORARY_STATUSES:
+            return TemporaryError(f"{failed}: {said}", delay=_retry_after(error))
+        if status == 401:
+            hint = (
+                "the API server did not accept the credentials: check the kubeconfig's "
+                "user (token, exec plugin) or the controller's service account token"
+            )
+        elif status == 403:
+            hint = (
+                f"the controller's identity may not {verb} {resource} in namespace "
+                f"{self.target.namespace}: bind it a Role granting {NEEDED_PERMISSIONS}"
+            )
+        elif status == 404:
+            hint = (
+                f"check that deployment {self.target.deployment} exists in namespace "
+                f"{self.target.namespace} of the cluster the kubeconfig context points at "
+                f"(pools[{self.pool}].kubernetes)"
+            )
+        else:
+            hint = "the API server refused the request as made"
+        return PermanentError(f"{failed}: {said}. {hint}")
+
+
+def label_selector(selector: Any) -> str:
+    """A V1LabelSelector as the query string the API takes (``a=b,c in (d,e)``)."""
+    terms = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
+    for expression in selector.match_expressions or []:
+        key, values = expression.key, ",".join(expression.values or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[expression.operator]
+        )
+    return ",".join(terms)
+
+
+def replica_of(pool: str, pod: Any) -> ReplicaTarget:
+    """A V1Pod as a replica: terminating, failed and finished pods are not alive."""
+    alive = pod.status.phase in _LIVE_PHASES and pod.metadata.deletion_timestamp is None
+    return ReplicaTarget(
+        name=pod.metadata.name,
+        pool=pool,
+        alive=alive,
+        ready=alive and _condition_true(pod, "Ready"),
+        started_at=pod.metadata.creation_timestamp.timestamp(),
+        metrics_url=_metrics_url(pod),
+    )
+
+
+def _condition_true(pod: Any, kind: str) -> bool:
+    return any(
+        condition.type == kind and condition.status == "True"
+        for condition in pod.status.conditions or []
+    )
+
+
+def _metrics_url(pod: Any) -> str:
+    address = pod.status.pod_ip
+    if not address:
+        return ""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{_metrics_port(pod)}/metrics"
+
+
+def _metrics_port(pod: Any) -> int:
+    for container in pod.spec.containers:
+        for port in container.ports or []:
+            if port.name == "metrics":
+                return int(port.container_port)
+    return DEFAULT_METRICS_PORT
+
+
+def _status_message(error: ApiException) -> str:
+    """The message of the API's Status object, else the raw body."""
+    body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else error.body
+    try:
+        message = json.loads(body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(body or "no details").strip()
+    return str(message)
+
+
+def _retry_after(error: ApiException) -> float:
+    """The API server's Retry-After in seconds, else the default delay."""
+    value = (error.headers or {}).get("Retry-After")
+    try:
+        return max(float(str(value)), 0.0)
+    except ValueError:  # absent, or an HTTP date (the API server sends seconds)
+        return DEFAULT_RETRY_DELAY_S
