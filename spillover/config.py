@@ -119,6 +119,12 @@ class KubernetesTarget(_Settings):
     )
     context: str | None = Field(default=None, description="Context within the kubeconfig.")
 
+    @model_validator(mode="after")
+    def _context_needs_kubeconfig(self) -> KubernetesTarget:
+        if self.context is not None and self.kubeconfig is None:
+            raise ValueError("context is set without a kubeconfig; in-cluster has no contexts")
+        return self
+
 
 class PoolConfig(_Settings):
     """A named set of identical Triton replicas with one price."""

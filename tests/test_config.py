@@ -1,0 +1,169 @@
+"""spillover.yaml: bad settings name their key and reason; good ones load as written."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+
+from spillover.config import (
+    ConfigError,
+    dump_config,
+    json_schema,
+    load_config,
+    parse_config,
+)
+from spillover.config_cli import LOCAL_DEFAULT
+
+GOOD = {
+    "pools": [
+        {
+            "name": "private",
+            "role": "private",
+            "capacity_type": "owned",
+            "min_replicas": 2,
+            "max_replicas": 2,
+            "price": {
+                "amortized": {
+                    "purchase_usd_per_gpu": 8760,
+                    "lifetime_years": 1,
+                    "power_kw_per_gpu": 1,
+                    "usd_per_kwh": 0.1,
+                    "labour_usd_per_gpu_hour": 0.2,
+                },
+                "source": "test",
+            },
+        },
+        {
+            "name": "burst",
+            "role": "burst",
+            "capacity_type": "spot",
+            "max_replicas": 4,
+            "price": {"usd_per_replica_hour": 0.5, "source": "test"},
+        },
+    ]
+}
+
+
+def with_change(path: str, value: object) -> dict:
+    document = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node: object = document
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    node[last] = value  # type: ignore[index]
+    return document
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        pytest.param(
+            "pools.1.max_replicas",
+            -1,
+            "pools[1].max_replicas: Input should be greater",
+            id="negative-max",
+        ),
+        pytest.param(
+            "pools.0.max_replicas",
+            1,
+            "pools[0]: max_replicas (1) is below min_replicas (2)",
+            id="max-below-min",
+        ),
+        pytest.param(
+            "pools.1.role",
+            "cloud",
+            "pools[1].role: Input should be 'private' or 'burst'",
+            id="unknown-role",
+        ),
+        pytest.param(
+            "pools.1.capacity_type", "owned", "does not fit role 'burst'", id="burst-pool-owned"
+        ),
+        pytest.param(
+            "pools.1.name",
+            "Burst Pool",
+            "pools[1].name: String should match pattern",
+            id="bad-pool-name",
+        ),
+        pytest.param(
+            "pools.1.price",
+            {"source": "x"},
+            "give exactly one of usd_per_replica_hour and amortized",
+            id="no-price",
+        ),
+        pytest.param("pools.1.repliacs", 3, "pools[1].repliacs: unknown key (a typo?)", id="typo"),
+        pytest.param(
+            "pools.1.driver",
+            "kubernetes",
+            "driver 'kubernetes' needs a `kubernetes` section",
+            id="kubernetes-without-target",
+        ),
+        pytest.param(
+            "policy.target_utilization",
+            1.5,
+            "policy.target_utilization: Input should be less than or equal to 1",
+            id="utilization-over-1",
+        ),
+        pytest.param(
+            "budget.action", "panic", "budget.action: Input should be", id="unknown-budget-action"
+        ),
+        pytest.param(
+            "pools.0.name",
+            "burst",
+            "pool names must be unique; repeated: burst",
+            id="duplicate-name",
+        ),
+    ],
+)
+def test_bad_config_names_the_key_and_why(path, value, message):
+    with pytest.raises(ConfigError) as error:
+        parse_config(with_change(path, value), source="spillover.yaml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("spillover.yaml is invalid:")
+
+
+def test_amortized_price_is_compute_plus_power_plus_running_costs():
+    config = parse_config(GOOD)
+    # 8760 $ over one year is 1 $/h; 1 kW at 0.1 $/kWh; 0.2 $/h of labour.
+    assert config.pool("private").price.hourly_usd == pytest.approx(1.3)
+
+
+def test_forecast_horizon_defaults_to_the_longest_burst_cold_start_plus_a_tick():
+    config = parse_config(with_change("pools.1.cold_start_seconds", 90))
+    assert config.forecast_horizon_seconds == 90 + config.policy.tick_seconds
+
+
+def test_dumped_config_loads_back_the_same(tmp_path):
+    config = parse_config(GOOD)
+    path = tmp_path / "spillover.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
+def test_the_packaged_local_config_is_valid_and_the_schema_is_json():
+    config = load_config(LOCAL_DEFAULT)
+    assert [pool.role for pool in config.pools] == ["private", "burst"]
+    assert '"SpilloverConfig"' in json_schema() or '"pools"' in json_schema()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("pools: [", "is not valid YAML", id="broken-yaml"),
+        pytest.param("pools: []", "pools: List should have at least 1 item", id="no-pools"),
+    ],
+)
+def test_config_check_command_reports_bad_files_without_a_traceback(tmp_path, text, message):
+    path = tmp_path / "spillover.yaml"
+    path.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "spillover", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
