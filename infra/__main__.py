@@ -1,0 +1,85 @@
+"""spillover's clusters: the private GPU site and the AWS burst pool it spills over to.
+
+Wiring only: stack config -> providers -> components -> exports. What each part builds is in
+components/; what each setting means is in ../Pulumi.yaml.
+"""
+
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.burst_pool import BurstPool
+from components.chart_values import TRITON_HTTP_PORT
+from components.identity import PrivateSiteIdentity
+from components.model_store import ModelStore
+from components.private_site import PrivateSite
+from components.tagging import CostTagger
+from settings import load_settings
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+settings = load_settings(pulumi.Config())
+tagger = CostTagger(settings.project, settings.stack)
+
+# Default tags reach every AWS resource that takes tags; components override pool and component.
+aws_provider = aws.Provider(
+    "aws",
+    region=settings.burst.region,
+    default_tags=aws.ProviderDefaultTagsArgs(tags=tagger("shared", "spillover")),
+)
+
+store = ModelStore(
+    "model-store",
+    model_repo=REPOSITORY / "model_repo",
+    prefix=settings.workload.model_store_prefix,
+    tagger=tagger,
+    provider=aws_provider,
+)
+burst = BurstPool(
+    "burst",
+    burst=settings.burst,
+    workload=settings.workload,
+    charts_dir=REPOSITORY / "charts",
+    bucket_name=store.bucket_name,
+    bucket_arn=store.bucket_arn,
+    tagger=tagger,
+    provider=aws_provider,
+)
+identity = PrivateSiteIdentity(
+    "identity",
+    issuer_url=settings.private.oidc_issuer_url,
+    workload=settings.workload,
+    cluster_name=burst.cluster_name,
+    gpu_node_group_arns=burst.gpu_node_group_arns,
+    bucket_arn=store.bucket_arn if settings.private.model_source == "s3" else None,
+    tagger=tagger,
+    provider=aws_provider,
+    burst_provider=burst.provider,
+    burst_namespace=burst.namespace,
+)
+private = PrivateSite(
+    "private",
+    private=settings.private,
+    workload=settings.workload,
+    charts_dir=REPOSITORY / "charts",
+    region=settings.burst.region,
+    bucket_name=store.bucket_name,
+    triton_role_arn=identity.triton_role_arn,
+    controller_role_arn=identity.controller_role_arn,
+    burst_hostnames=burst.endpoint_hostnames,
+    burst_slots=burst.zone_count,
+    burst_kubeconfig=burst.kubeconfig,
+)
+
+pulumi.export("privateGatewayEndpoint", private.gateway_endpoint)
+pulumi.export(
+    "burstEndpoints",
+    {
+        pool: pulumi.Output.format("http://{0}:{1}", hostname, TRITON_HTTP_PORT)
+        for pool, hostname in burst.endpoint_hostnames.items()
+    },
+)
+pulumi.export("burstKubeconfig", burst.kubeconfig)
+pulumi.export("burstClusterName", burst.cluster_name)
+pulumi.export("modelBucket", store.bucket_name)

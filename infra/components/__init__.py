@@ -1,0 +1,1 @@
+"""One ComponentResource per role of the deployment; __main__.py wires them together."""

@@ -1,0 +1,177 @@
+"""IAM policy documents, as plain functions of ARNs so tests and reviewers can read them.
+
+Least privilege throughout: actions are spelled out (never `*`), write actions are scoped to the
+resources they act on, and only read-only Describe/List calls that IAM cannot scope use `*`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def _document(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_trust(service: str) -> str:
+    """Trust policy letting an AWS service (eks.amazonaws.com, ec2.amazonaws.com) assume a role."""
+    return _document(
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    )
+
+
+def web_identity_trust(
+    provider_arn: pulumi.Input[str],
+    issuer_url: pulumi.Input[str],
+    namespace: str,
+    service_accounts: Sequence[str],
+) -> pulumi.Output[str]:
+    """IRSA: only these Kubernetes service accounts, with tokens meant for STS, may assume it."""
+    subjects = [f"system:serviceaccount:{namespace}:{account}" for account in service_accounts]
+
+    def render(arn: str, issuer: str) -> str:
+        host_path = issuer.removeprefix("https://")
+        return _document(
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{host_path}:sub": subjects[0] if len(subjects) == 1 else subjects,
+                        f"{host_path}:aud": STS_AUDIENCE,
+                    }
+                },
+            }
+        )
+
+    return pulumi.Output.all(provider_arn, issuer_url).apply(lambda args: render(*args))
+
+
+def model_read(bucket_arn: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
+    """Read the model repository under one prefix of one bucket; nothing else, no writes."""
+
+    def render(arn: str) -> str:
+        return _document(
+            {
+                "Sid": "ListModelRepository",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+            },
+            {
+                "Sid": "ReadModelFiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": f"{arn}/{prefix}/*",
+            },
+        )
+
+    return pulumi.Output.from_input(bucket_arn).apply(render)
+
+
+def cluster_autoscaler(
+    cluster_name: str, nodegroup_arns: Sequence[pulumi.Input[str]]
+) -> pulumi.Output[str]:
+    """What the cluster autoscaler needs on AWS, after its documented minimal policy.
+
+    It may only resize and terminate in Auto Scaling groups tagged as owned by this cluster
+    (EKS tags its managed node groups' groups so), and read only this cluster's node groups.
+    """
+
+    def render(arns: list[str]) -> str:
+        return _document(
+            {
+                "Sid": "DiscoverNodeGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:DescribeAutoScalingGroups",
+                    "autoscaling:DescribeAutoScalingInstances",
+                    "autoscaling:DescribeLaunchConfigurations",
+                    "autoscaling:DescribeScalingActivities",
+                    "autoscaling:DescribeTags",
+                    "ec2:DescribeImages",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeLaunchTemplateVersions",
+                    "ec2:GetInstanceTypesFromInstanceRequirements",
+                ],
+                # These Describe calls cannot be scoped to resources in IAM.
+                "Resource": "*",
+            },
+            {
+                "Sid": "ReadThisClustersNodeGroups",
+                "Effect": "Allow",
+                "Action": ["eks:DescribeNodegroup"],
+                "Resource": arns,
+            },
+            {
+                "Sid": "ResizeThisClustersGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned",
+                    }
+                },
+            },
+        )
+
+    return pulumi.Output.all(*nodegroup_arns).apply(lambda arns: render(list(arns)))
+
+
+def controller(gpu_nodegroup_arns: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
+    """The controller: read prices, spend and capacity; resize only the GPU node groups."""
+
+    def render(arns: list[str]) -> str:
+        return _document(
+            {
+                "Sid": "ReadCapacityAndPrices",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceTypes",
+                    "ec2:DescribeSpotPriceHistory",
+                    "pricing:GetProducts",
+                    "ce:GetCostAndUsage",
+                ],
+                # Read-only calls IAM cannot scope to resources.
+                "Resource": "*",
+            },
+            {
+                "Sid": "ResizeBurstGpuNodeGroups",
+                "Effect": "Allow",
+                "Action": ["eks:DescribeNodegroup", "eks:UpdateNodegroupConfig"],
+                "Resource": arns,
+            },
+        )
+
+    return pulumi.Output.all(*gpu_nodegroup_arns).apply(lambda arns: render(list(arns)))
+
+
+def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Bucket policy: refuse any request not made over TLS."""
+
+    def render(arn: str) -> str:
+        return _document(
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        )
+
+    return pulumi.Output.from_input(bucket_arn).apply(render)

@@ -1,0 +1,277 @@
+"""Run the real Pulumi program (infra/__main__.py) under Pulumi's mocks and record what it declares.
+
+`deploy(config)` does what `pulumi up` does up to the engine: it puts infra/ first on sys.path
+and runs infra/ as `__main__` (as pulumi-language-python does, with runpy), with stack config
+made the way the CLI makes it: Pulumi.yaml's declared defaults under the stack's own values.
+Instead of an engine, a mock monitor records every resource with its inputs and provider.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+INFRA = REPOSITORY / "infra"
+PROJECT = yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())
+EXAMPLE_STACK = yaml.safe_load((REPOSITORY / "Pulumi.example.yaml").read_text())
+
+# The program's modules are top-level (settings, components) because Pulumi runs infra/ as a
+# directory; the tests import the very same modules, not copies under another package name.
+if str(INFRA) not in sys.path:
+    sys.path.insert(0, str(INFRA))
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+EKS_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF"
+BUCKET = "spillover-models-20261123"
+PRIVATE_KUBECONFIG = yaml.safe_dump(
+    {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "gpu", "cluster": {"server": "https://10.0.0.1:6443"}}],
+        "users": [{"name": "ops", "user": {"token": "private-cluster-token"}}],
+        "contexts": [{"name": "gpu", "context": {"cluster": "gpu", "user": "ops"}}],
+        "current-context": "gpu",
+    }
+)
+SECRET_KEYS = [f"spillover:{key}" for key, spec in PROJECT["config"].items() if spec.get("secret")]
+
+
+@dataclass
+class Resource:
+    """One resource the program declared: its type, name, inputs and the provider it goes to."""
+
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    provider: str | None
+    """Name of the explicit provider resource, None when it would use a default provider."""
+    urn: str = ""
+    read: bool = False
+    """Read with .get() (an existing object) rather than created."""
+
+    @property
+    def parents(self) -> list[str]:
+        """Types of the components this resource is nested in, outermost first."""
+        return self.urn.split("::")[2].split("$")[:-1] if self.urn else []
+
+
+@dataclass
+class Deployment:
+    """What one run of the program declared."""
+
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+    providers: dict[str, Resource] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [resource for resource in self.resources if resource.typ == typ]
+
+    def named(self, name: str) -> Resource:
+        matches = [resource for resource in self.resources if resource.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+        return matches[0]
+
+    def by_id(self, typ: str, resource_id: str) -> Resource:
+        return next(r for r in self.of_type(typ) if mock_id(r.name) == resource_id)
+
+
+def mock_id(name: str) -> str:
+    return f"{name}-id"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers like AWS and Kubernetes would, with the computed outputs the program reads."""
+
+    def __init__(self) -> None:
+        self.created: list[MockResourceArgs] = []
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.created.append(args)
+        state = dict(args.inputs)
+        state.update(_computed(args.typ, args.name, args.inputs, args.resource_id))
+        return args.resource_id or mock_id(args.name), state
+
+    def call(self, args: MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{REGION}{zone}" for zone in "abcdef"]
+            return {"id": REGION, "names": names, "zoneIds": [f"use1-az{i}" for i in range(6)]}
+        raise AssertionError(f"the program made an unexpected call: {args.token}")
+
+
+def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) -> dict[str, Any]:
+    """Outputs AWS or Kubernetes would fill in."""
+    if typ == "aws:s3/bucket:Bucket":
+        return {"bucket": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"}
+    if typ == "aws:iam/role:Role":
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:role/{name}", "name": name}
+    if typ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        return {"arn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{host}"}
+    if typ == "aws:eks/cluster:Cluster":
+        return {
+            "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/{inputs['name']}",
+            "endpoint": "https://0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com",
+            "certificateAuthority": {"data": "Y2VydGlmaWNhdGU="},
+            "identities": [{"oidcs": [{"issuer": EKS_ISSUER}]}],
+        }
+    if typ == "aws:eks/nodeGroup:NodeGroup":
+        group = inputs["nodeGroupName"]
+        return {
+            "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:nodegroup/{inputs['clusterName']}/{group}/1a2b",
+            "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-1a2b"}]}],
+        }
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+        return {"latestVersion": 1}
+    if typ == "kubernetes:helm.sh/v3:Release":
+        return {"status": {"namespace": inputs.get("namespace"), "name": inputs.get("name")}}
+    if typ == "kubernetes:core/v1:Service" and read_id:
+        if name.startswith("burst-"):
+            hostname = f"{read_id.split('/')[-1]}-0a1b2c.elb.{REGION}.amazonaws.com"
+            return {"status": {"loadBalancer": {"ingress": [{"hostname": hostname}]}}}
+        return {"status": {"loadBalancer": {}}}
+    if typ.startswith("aws:"):
+        return {"arn": f"arn:aws:{typ.split(':')[1].split('/')[0]}:{REGION}:{ACCOUNT}:{name}"}
+    return {}
+
+
+def stack_config(**overrides: Any) -> dict[str, Any]:
+    """Pulumi.yaml's defaults, then the example stack's values, then `overrides` (None unsets)."""
+    values = {key: spec["default"] for key, spec in PROJECT["config"].items() if "default" in spec}
+    for key, value in EXAMPLE_STACK["config"].items():
+        values[key.removeprefix("spillover:")] = value
+    values["privateKubeconfig"] = PRIVATE_KUBECONFIG
+    for key, value in overrides.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    return values
+
+
+def wire_value(value: Any) -> str:
+    """A config value as the CLI hands it to the program: strings as is, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def use_config(values: dict[str, Any]) -> None:
+    pulumi.runtime.set_all_config(
+        {f"spillover:{key}": wire_value(value) for key, value in values.items()},
+        secret_keys=SECRET_KEYS,
+    )
+
+
+def start_mocks(mocks: RecordingMocks, monitor: MockMonitor | None = None) -> None:
+    # A new root stack per run: exports of one run must not leak into the next.
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(
+        mocks, project="spillover", stack="test", preview=False, monitor=monitor
+    )
+
+
+def deploy(values: dict[str, Any]) -> Deployment:
+    """Run infra/ as Pulumi would, with this stack config; return what it declared."""
+    mocks = RecordingMocks()
+    monitor = MockMonitor(mocks)
+    start_mocks(mocks, monitor)
+    use_config(values)
+    outputs: dict[str, Any] = {}
+    secret: set[str] = set()
+
+    async def collect() -> None:
+        stack = pulumi.runtime.get_root_resource()
+        for key, value in stack.outputs.items():  # type: ignore[union-attr]
+            output = pulumi.Output.from_input(value)
+            outputs[key] = await output.future()
+            if await output.is_secret():
+                secret.add(key)
+
+    @pulumi.runtime.test
+    def run() -> Any:
+        runpy.run_path(str(INFRA), run_name="__main__")
+        return collect()
+
+    run()
+    return _deployment(mocks, monitor, outputs, secret)
+
+
+def _deployment(
+    mocks: RecordingMocks, monitor: MockMonitor, outputs: dict[str, Any], secret: set[str]
+) -> Deployment:
+    urns = {
+        (urn.split("::")[-1], urn.split("::")[2].split("$")[-1]): urn for urn in monitor.resources
+    }
+    resources = []
+    for args in mocks.created:
+        provider_id = args.provider.split("::")[-1] if args.provider else None
+        resources.append(
+            Resource(
+                typ=args.typ,
+                name=args.name,
+                inputs=args.inputs,
+                provider=provider_id.removesuffix("-id") if provider_id else None,
+                urn=urns.get((args.name, args.typ), ""),
+                read=args.custom is None and args.resource_id is not None,
+            )
+        )
+    providers = {r.name: r for r in resources if r.typ.startswith("pulumi:providers:")}
+    return Deployment(resources, outputs, secret, providers)
+
+
+@pytest.fixture(scope="session")
+def example() -> Deployment:
+    """The example stack (Pulumi.example.yaml over Pulumi.yaml's defaults), deployed once."""
+    return deploy(stack_config())
+
+
+@pytest.fixture
+def config_values() -> Iterator[dict[str, Any]]:
+    yield stack_config()
+
+
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def plain(value: Any) -> Any:
+    """Inputs with Pulumi's secret wrappers removed and whole floats back to ints (as JSON has)."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value:
+            return plain(value.get("value"))
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def is_secret_input(value: Any) -> bool:
+    return isinstance(value, dict) and _SECRET_SIG in value
+
+
+def read_settings(values: dict[str, Any]) -> Any:
+    """infra/settings.load_settings on this stack config, inside a Pulumi program run."""
+    from settings import load_settings
+
+    start_mocks(RecordingMocks())
+    use_config(values)
+    loaded: list[Any] = []
+
+    @pulumi.runtime.test
+    def run() -> None:
+        loaded.append(load_settings(pulumi.Config()))
+
+    run()
+    return loaded[0]
