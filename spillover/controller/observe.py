@@ -31,7 +31,7 @@ from spillover.controller.snapshot import (
     Snapshot,
 )
 from spillover.drivers.haproxy_runtime import GatewayStats, RuntimeApiError
-from spillover.drivers.haproxy_spec import HTTP_BACKEND
+from spillover.drivers.haproxy_spec import HTTP_BACKEND, pool_of_server
 from spillover.errors import SpilloverError, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -223,6 +223,7 @@ class Observer:
         return intervals
 
     def _fetch_all(self, replicas: list[ReplicaTarget]) -> dict[str, str | BaseException]:
+        replicas = [r for r in replicas if r.metrics_url]  # a pod with no IP yet has none
         if not replicas:
             return {}
         executor = ThreadPoolExecutor(max_workers=min(16, len(replicas)))
@@ -269,7 +270,7 @@ class Observer:
 
         return PoolObservation(
             name=name,
-            replicas=tuple(_replica(r, gateway_ready) for r in replicas),
+            replicas=tuple(_replica(r, gateway_ready, name) for r in replicas),
             served_rps=recent("served", served),
             failed_rps=recent("failed", failed),
             queue_time_ms=recent("queue", queue),
@@ -278,13 +279,32 @@ class Observer:
         )
 
 
-def _replica(replica: ReplicaTarget, gateway_ready: Mapping[str, bool]) -> ReplicaObservation:
+def _replica(
+    replica: ReplicaTarget, gateway_ready: Mapping[str, bool], pool: str
+) -> ReplicaObservation:
+    """Ready once the driver and the gateway both say so. A local replica is a gateway
+    server of its own name; a Kubernetes pod is not (the gateway's slots are filled
+    from DNS), so for it the gateway must have some ready server in its pool."""
     phase: ReplicaPhase = "starting"
     if not replica.alive:
         phase = "failed"
-    elif replica.ready and gateway_ready.get(replica.name, False):
-        phase = "ready"
+    elif replica.ready:
+        if replica.name in gateway_ready:
+            in_rotation = gateway_ready[replica.name]
+        else:
+            in_rotation = any(
+                ready for server, ready in gateway_ready.items() if _pool_of(server) == pool
+            )
+        if in_rotation:
+            phase = "ready"
     return ReplicaObservation(replica.name, phase, replica.started_at)
+
+
+def _pool_of(server: str) -> str | None:
+    try:
+        return pool_of_server(server)
+    except ValueError:
+        return None
 
 
 def _served_and_failed(

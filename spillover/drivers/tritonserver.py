@@ -146,6 +146,8 @@ def server_command(
         f"--grpc-port={ports.grpc}",
         f"--metrics-address={host}",
         f"--metrics-port={ports.metrics}",
+        # Queue-time quantiles (nv_inference_queue_summary_us): the controller's p99 signal.
+        "--metrics-config=summary_latencies=true",
         "--allow-gpu-metrics=false",
         "--strict-readiness=true",
         # A replica being stopped has already been drained by the gateway.

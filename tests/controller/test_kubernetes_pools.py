@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from spillover.config import KubernetesTarget, PoolConfig, Price
 from spillover.controller.kubernetes_pools import KubernetesPoolDriver, api_client_for
@@ -309,10 +310,9 @@ def test_without_kubeconfig_outside_a_pod_says_what_to_set(monkeypatch: pytest.M
         driver.replicas()
 
 
-def test_a_context_without_a_kubeconfig_is_refused():
-    driver = KubernetesPoolDriver(_pool(None, context="fake"))
-    with pytest.raises(PermanentError, match="without a kubeconfig"):
-        driver.replicas()
+def test_a_context_without_a_kubeconfig_is_refused_when_the_config_loads():
+    with pytest.raises(ValidationError, match="context is set without a kubeconfig"):
+        _pool(None, context="fake")
 
 
 def test_one_client_per_kubeconfig_and_context(kubeconfig: Path):

@@ -490,3 +490,13 @@ def test_burst_spend_comes_from_the_callable_given() -> None:
     world = rig("private-0")
     world.observer.burst_spend = lambda: 12.5
     assert world.observe().burst_spend_this_month_usd == 12.5
+
+
+def test_a_kubernetes_pod_is_ready_when_its_pool_has_a_ready_gateway_server():
+    """Pods are not gateway servers by name: the pool's slots stand in for them."""
+    from spillover.controller.observe import _replica
+    from spillover.controller.pools import ReplicaTarget
+
+    pod = ReplicaTarget("triton-7d9f-abcde", "burst", True, True, 0.0, "")
+    assert _replica(pod, {"burst-0": True, "private-0": True}, "burst").phase == "ready"
+    assert _replica(pod, {"burst-0": False, "private-0": True}, "burst").phase == "starting"
