@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 import pytest
@@ -75,6 +76,8 @@ class Deployment:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     providers: dict[str, Resource] = field(default_factory=dict)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    """Resource options the program passed, by (type, name): what the engine would act on."""
 
     def of_type(self, typ: str) -> list[Resource]:
         return [resource for resource in self.resources if resource.typ == typ]
@@ -203,8 +206,20 @@ def deploy(values: dict[str, Any]) -> Deployment:
         runpy.run_path(str(INFRA), run_name="__main__")
         return collect()
 
-    run()
-    return _deployment(mocks, monitor, outputs, secret)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = {}
+    original = pulumi.CustomResource.__init__
+
+    def recording(
+        self: Any, t: str, name: str, props: Any = None, opts: Any = None, *a: Any, **k: Any
+    ) -> None:
+        options[(t, name)] = opts or pulumi.ResourceOptions()
+        original(self, t, name, props, opts, *a, **k)
+
+    with mock.patch.object(pulumi.CustomResource, "__init__", recording):
+        run()
+    deployment = _deployment(mocks, monitor, outputs, secret)
+    deployment.options = options
+    return deployment
 
 
 def _deployment(
@@ -228,6 +243,15 @@ def _deployment(
         )
     providers = {r.name: r for r in resources if r.typ.startswith("pulumi:providers:")}
     return Deployment(resources, outputs, secret, providers)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_aws warns about its own deprecated aliases (BucketV2, ...) when a module is imported,
+    # whichever names a program uses; the program uses the current ones.
+    config.addinivalue_line(
+        "filterwarnings",
+        r"ignore:.* has been deprecated in favor of:DeprecationWarning:pulumi_aws\.",
+    )
 
 
 @pytest.fixture(scope="session")

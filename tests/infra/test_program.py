@@ -1,0 +1,52 @@
+"""What `pulumi up` hands back: where requests go, how to reach the burst cluster, the bucket."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.infra.conftest import BUCKET, Deployment, plain, stack_config
+
+
+def test_the_stack_exports_what_operators_need(example: Deployment) -> None:
+    assert set(example.outputs) == {
+        "privateGatewayEndpoint",
+        "burstEndpoints",
+        "burstKubeconfig",
+        "burstClusterName",
+        "modelBucket",
+    }
+
+
+def test_the_private_gateway_endpoint_is_its_service(example: Deployment) -> None:
+    assert example.outputs["privateGatewayEndpoint"] == (
+        "http://spillover-gateway.spillover.svc.cluster.local:8000"
+    )
+
+
+def test_each_burst_pool_has_its_nlb_endpoint(example: Deployment) -> None:
+    burst_pools = [
+        pool["name"]
+        for pool in stack_config()["controllerConfig"]["pools"]
+        if pool["role"] == "burst"
+    ]
+    endpoints = example.outputs["burstEndpoints"]
+    assert sorted(endpoints) == sorted(burst_pools)
+    for pool, url in endpoints.items():
+        assert url.startswith("http://") and ".elb.us-east-1.amazonaws.com:8000" in url, pool
+
+
+def test_the_burst_kubeconfig_is_exported_as_a_secret(example: Deployment) -> None:
+    assert "burstKubeconfig" in example.secret_outputs
+    kubeconfig = yaml.safe_load(example.outputs["burstKubeconfig"])
+    assert kubeconfig["current-context"] == example.outputs["burstClusterName"] == "spillover-test"
+
+
+def test_the_model_bucket_is_exported(example: Deployment) -> None:
+    assert example.outputs["modelBucket"] == BUCKET
+
+
+def test_the_burst_kubeconfig_is_what_the_controller_mounts(example: Deployment) -> None:
+    (secret,) = example.of_type("kubernetes:core/v1:Secret")
+    assert secret.provider == "private-k8s"
+    (content,) = plain(secret.inputs["stringData"]).values()
+    assert content == example.outputs["burstKubeconfig"]
