@@ -341,6 +341,7 @@ class BurstPool(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER["repo"]),
             namespace=AUTOSCALER_NAMESPACE,
             values={
+                "fullnameOverride": "cluster-autoscaler",
                 "cloudProvider": "aws",
                 "awsRegion": burst.region,
                 "autoDiscovery": {"clusterName": self.cluster_name},

@@ -49,7 +49,13 @@ class ModelStore(pulumi.ComponentResource):
         tags = tagger("shared", "model-store")
 
         bucket = aws.s3.Bucket(
-            f"{name}-bucket", bucket_prefix="spillover-models-", tags=tags, opts=child
+            f"{name}-bucket",
+            bucket_prefix="spillover-models-",
+            # It holds only what model_repo/ and `spillover model build` recreate, so
+            # `pulumi destroy` may empty it (old versions included) rather than stop halfway.
+            force_destroy=True,
+            tags=tags,
+            opts=child,
         )
         # Objects are owned by the bucket owner and ACLs are off: access is IAM policy only.
         ownership = aws.s3.BucketOwnershipControls(
