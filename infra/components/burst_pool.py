@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
@@ -67,6 +68,11 @@ def device_plugin_release(
     )
 
 
+def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
+    oidcs = identities[0].oidcs or []
+    return oidcs[0].issuer or ""
+
+
 def _ingress_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
     return (ingress[0].hostname or "") if ingress else ""
@@ -118,7 +124,7 @@ class BurstPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         cluster = self._cluster(name, burst, network)
-        issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        issuer = cluster.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=issuer,

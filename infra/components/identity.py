@@ -21,20 +21,24 @@ CONTROLLER_GROUP = "spillover-controller"
 """Kubernetes group of the controller in the burst cluster (no system: prefix, as EKS requires)."""
 
 
-def controller_rules(deployments: list[str]) -> list[dict[str, list[str]]]:
+def controller_rules(deployments: list[str]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
     """Read Deployments and pods, change the scale of the pools' own Deployments; no Secrets.
 
     The same rules the controller chart grants in the private cluster.
     """
     return [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": deployments,
-            "verbs": ["get", "update", "patch"],
-        },
+        k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"]
+        ),
+        k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=["apps"], resources=["deployments"], verbs=["get", "list", "watch"]
+        ),
+        k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=["apps"],
+            resources=["deployments/scale"],
+            resource_names=deployments,
+            verbs=["get", "update", "patch"],
+        ),
     ]
 
 

@@ -55,6 +55,11 @@ def autoscaler_tags(cluster_name: str, spec: NodeGroupSpec) -> dict[str, str]:
     return tags
 
 
+def _auto_scaling_group(resources: Sequence[aws.eks.outputs.NodeGroupResource]) -> str:
+    groups = resources[0].autoscaling_groups or []
+    return groups[0].name or ""
+
+
 def managed_node_group(
     name: str,
     *,
@@ -76,7 +81,7 @@ def managed_node_group(
                 ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     volume_size=spec.disk_gib,
                     volume_type="gp3",
-                    encrypted=True,
+                    encrypted="true",
                     delete_on_termination="true",
                 ),
             )
@@ -126,7 +131,7 @@ def managed_node_group(
         ),
     )
     # EKS does not copy node group tags to the Auto Scaling group the autoscaler reads.
-    asg_name = group.resources.apply(lambda resources: resources[0].autoscaling_groups[0].name)
+    asg_name = group.resources.apply(_auto_scaling_group)
     for key, value in discovery.items():
         aws.autoscaling.Tag(
             f"{name}-asg-{key}",

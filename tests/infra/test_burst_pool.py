@@ -114,7 +114,7 @@ def test_nodes_launch_with_imdsv2_encrypted_disks_and_cost_tags(example: Deploym
         assert template["metadataOptions"]["httpTokens"] == "required", group.name
         assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1, group.name
         (disk,) = template["blockDeviceMappings"]
-        assert disk["ebs"]["encrypted"] is True, group.name
+        assert disk["ebs"]["encrypted"] == "true", f"{group.name}: unencrypted root volume"
         tagged = {spec["resourceType"]: spec["tags"] for spec in template["tagSpecifications"]}
         for kind in ("instance", "volume"):
             assert tagged.get(kind, {}).get("spillover:pool") == "burst", (
