@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
-from tests.infra.conftest import BUCKET, Deployment, plain, stack_config
+from tests.infra.conftest import BUCKET, Deployment, deploy, plain, stack_config
 
 
 def test_the_stack_exports_what_operators_need(example: Deployment) -> None:
@@ -50,3 +52,25 @@ def test_the_burst_kubeconfig_is_what_the_controller_mounts(example: Deployment)
     assert secret.provider == "private-k8s"
     (content,) = plain(secret.inputs["stringData"]).values()
     assert content == example.outputs["burstKubeconfig"]
+
+
+def test_the_runtime_package_never_imports_pulumi() -> None:
+    """spillover/ runs in pods and on laptops without Pulumi; only infra/ may import it."""
+    from tests.infra.conftest import REPOSITORY
+
+    importers = [
+        str(path.relative_to(REPOSITORY))
+        for path in (REPOSITORY / "spillover").rglob("*.py")
+        if re.search(r"^\s*(import|from)\s+pulumi", path.read_text(), re.MULTILINE)
+    ]
+    assert not importers, importers
+
+
+def test_no_private_device_plugin_where_one_already_runs() -> None:
+    deployment = deploy(stack_config(privateInstallDevicePlugin=False))
+    plugins = [
+        r.provider
+        for r in deployment.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["name"] == "nvidia-device-plugin"
+    ]
+    assert plugins == ["burst-k8s"]
