@@ -8,8 +8,6 @@ schema the controller itself loads.
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +15,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import pulumi
 
-from spillover.config import ConfigError, SpilloverConfig, parse_config
+from config_reader import ConfigReader
+from spillover.config import SpilloverConfig
 
 KUBECONFIGS_DIR = "/etc/spillover/kubeconfigs"
 """Where the controller chart mounts the Secret with other clusters' kubeconfigs."""
@@ -140,7 +139,7 @@ class StackSettings:
 
 def load_settings(config: pulumi.Config) -> StackSettings:
     """Read and check the whole stack configuration; StackConfigError lists every problem."""
-    read = _Reader(config)
+    read = ConfigReader(config)
     workload = _workload(read)
     private = _private(read, workload)
     burst = _burst(read, workload)
@@ -156,7 +155,7 @@ def load_settings(config: pulumi.Config) -> StackSettings:
     )
 
 
-def _workload(read: _Reader) -> WorkloadSettings | None:
+def _workload(read: ConfigReader) -> WorkloadSettings | None:
     namespace = read.text("namespace")
     document = read.controller_config("controllerConfig")
     deployments = _triton_deployments(read, document, namespace) if document and namespace else None
@@ -178,7 +177,7 @@ def _workload(read: _Reader) -> WorkloadSettings | None:
 
 
 def _triton_deployments(
-    read: _Reader, document: SpilloverConfig, namespace: str
+    read: ConfigReader, document: SpilloverConfig, namespace: str
 ) -> tuple[TritonDeployment, tuple[TritonDeployment, ...], str] | None:
     """The Triton releases the controller's pools name: one private, one per burst pool.
 
@@ -242,7 +241,7 @@ def _triton_deployments(
     return private[0], tuple(burst), kubeconfigs.pop()
 
 
-def _private(read: _Reader, workload: WorkloadSettings | None) -> PrivateSiteSettings | None:
+def _private(read: ConfigReader, workload: WorkloadSettings | None) -> PrivateSiteSettings | None:
     kubeconfig = read.secret_file("privateKubeconfig")
     model_source = read.choice("privateModelSource", ("s3", "pvc"))
     model_pvc = read.text("privateModelPvc", required=model_source == "pvc")
@@ -262,7 +261,7 @@ def _private(read: _Reader, workload: WorkloadSettings | None) -> PrivateSiteSet
     )
 
 
-def _check_private_replicas(read: _Reader, document: SpilloverConfig, replicas: int) -> None:
+def _check_private_replicas(read: ConfigReader, document: SpilloverConfig, replicas: int) -> None:
     """The controller cannot run more private replicas than the GPUs you own hold."""
     for index, pool in enumerate(document.pools):
         if pool.role == "private" and pool.max_replicas > replicas:
@@ -273,7 +272,7 @@ def _check_private_replicas(read: _Reader, document: SpilloverConfig, replicas: 
             )
 
 
-def _burst(read: _Reader, workload: WorkloadSettings | None) -> BurstSettings | None:
+def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettings | None:
     region = read.text("awsRegion")
     system_min = read.count("systemMinSize", minimum=1)
     system_max = read.count("systemMaxSize", minimum=1)
@@ -327,170 +326,3 @@ def _build(cls: Callable[..., T], **fields: Any) -> T | None:
 
 
 _OPTIONAL = frozenset({"context", "model_pvc"})
-
-
-class _Reader:
-    """Reads raw stack config values, recording a problem per bad key instead of stopping."""
-
-    def __init__(self, config: pulumi.Config) -> None:
-        self._config = config
-        self.problems: list[str] = []
-
-    def problem(self, key: str, reason: str) -> None:
-        self.problems.append(f"{self._config.name}:{key}: {reason}")
-
-    def raw(self, key: str, required: bool = True) -> str | None:
-        value = self._config.get(key)
-        if value is None and required:
-            self.problem(key, f"is not set: pulumi config set {key} <value>")
-        return value
-
-    def secret_file(self, key: str) -> str | None:
-        """A secret whose value is a whole file (a kubeconfig)."""
-        value = self._config.get(key)
-        if value is None or not value.strip():
-            self.problem(key, f"is not set: pulumi config set --secret {key} < <file>")
-            return None
-        return value
-
-    def text(self, key: str, required: bool = True) -> str | None:
-        value = self.raw(key, required)
-        if value is None:
-            return None if required else ""
-        value = value.strip()
-        if not value and required:
-            self.problem(key, "is empty")
-            return None
-        return value
-
-    def pattern(self, key: str, pattern: re.Pattern[str], meaning: str) -> str | None:
-        value = self.text(key)
-        if value is not None and not pattern.match(value):
-            self.problem(key, f"must be {meaning}, got {value!r}")
-            return None
-        return value
-
-    def count(self, key: str, minimum: int) -> int | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        try:
-            number = int(value)
-        except ValueError:
-            self.problem(key, f"must be a whole number, got {value!r}")
-            return None
-        if number < minimum:
-            self.problem(key, f"must be at least {minimum}, got {number}")
-            return None
-        return number
-
-    def flag(self, key: str) -> bool | None:
-        value = self.raw(key)
-        if value is None:
-            return None
-        if value.lower() not in ("true", "false"):
-            self.problem(key, f"must be true or false, got {value!r}")
-            return None
-        return value.lower() == "true"
-
-    def choice(self, key: str, options: tuple[str, ...]) -> Any:
-        value = self.text(key)
-        if value is not None and value not in options:
-            self.problem(key, f"must be one of {', '.join(options)}; got {value!r}")
-            return None
-        return value
-
-    def structured(self, key: str, kind: type) -> Any:
-        value = self.raw(key)
-        if value is None:
-            return None
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, kind):
-            self.problem(key, f"must be a{'n' if kind is list else ''} {kind.__name__}")
-            return None
-        return parsed
-
-    def names(self, key: str, minimum: int, prefix: str = "") -> tuple[str, ...] | None:
-        items = self.structured(key, list)
-        if items is None:
-            return None
-        if any(not isinstance(item, str) or not item.startswith(prefix) for item in items):
-            self.problem(key, f"must be a list of strings{f' starting {prefix}' if prefix else ''}")
-            return None
-        if len(set(items)) != len(items):
-            self.problem(key, "lists an entry twice")
-            return None
-        if len(items) < minimum:
-            self.problem(key, f"must list at least {minimum}, got {len(items)}")
-            return None
-        return tuple(items)
-
-    def zones(self, key: str, region: str | None) -> tuple[str, ...] | None:
-        zones = self.names(key, minimum=0)
-        if zones is None:
-            return None
-        if len(zones) == 1:
-            self.problem(key, "must list at least two zones: EKS needs subnets in two")
-            return None
-        strangers = [zone for zone in zones if region and not zone.startswith(region)]
-        if strangers:
-            self.problem(key, f"{', '.join(strangers)} not in awsRegion {region}")
-            return None
-        return zones
-
-    def cidrs(self, key: str) -> tuple[str, ...] | None:
-        ranges = self.names(key, minimum=0)
-        if ranges is None:
-            return None
-        for cidr in ranges:
-            try:
-                ipaddress.ip_network(cidr)
-            except ValueError:
-                self.problem(key, f"{cidr!r} is not a CIDR range")
-                return None
-        return ranges
-
-    def vpc_cidr(self, key: str) -> str | None:
-        value = self.text(key)
-        if value is None:
-            return None
-        try:
-            network = ipaddress.IPv4Network(value, strict=False)
-        except ValueError:
-            self.problem(key, f"{value!r} is not an IPv4 CIDR range (like 10.42.0.0/16)")
-            return None
-        if str(network) != value:
-            self.problem(key, f"{value!r} has host bits set; the range is {network}")
-            return None
-        if not 16 <= network.prefixlen <= 20:
-            self.problem(key, f"must be /16 to /20 (EKS pods take an address each), got {value}")
-            return None
-        return str(network)
-
-    def eks_version(self, key: str) -> str | None:
-        value = self.text(key)
-        parts = value.split(".") if value else []
-        if value is not None and (len(parts) != 2 or not all(part.isdigit() for part in parts)):
-            self.problem(key, f"must be major.minor like 1.33, got {value!r}")
-            return None
-        return value
-
-    def https_url(self, key: str) -> str | None:
-        value = self.text(key)
-        if value is not None and not value.startswith("https://"):
-            self.problem(key, f"must be an https:// URL (STS fetches its keys), got {value!r}")
-            return None
-        return value.rstrip("/") if value else None
-
-    def controller_config(self, key: str) -> SpilloverConfig | None:
-        document = self.structured(key, dict)
-        if document is None:
-            return None
-        try:
-            return parse_config(document, source=f"{self._config.name}:{key}")
-        except ConfigError as error:
-            self.problems.append(str(error))
-            return None

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import chart_values, policies
-from components.irsa import ROLE_ANNOTATION, service_account_role
+from components import addons, chart_values, policies
+from components.irsa import service_account_role
 from components.kubeconfig import eks_kubeconfig
 from components.network import BurstNetwork
 from components.node_groups import (
@@ -26,19 +26,6 @@ from components.node_groups import (
 from components.tagging import CostTagger
 from settings import BurstSettings, WorkloadSettings
 
-NVIDIA_DEVICE_PLUGIN = {
-    "repo": "https://nvidia.github.io/k8s-device-plugin",
-    "chart": "nvidia-device-plugin",
-    "version": "0.18.0",
-}
-CLUSTER_AUTOSCALER = {
-    "repo": "https://kubernetes.github.io/autoscaler",
-    "chart": "cluster-autoscaler",
-    "version": "9.52.1",
-}
-AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
-AUTOSCALER_NAMESPACE = "kube-system"
-
 _MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 _CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
@@ -46,26 +33,6 @@ _CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPo
 def cluster_name(project: str, stack: str) -> str:
     """EKS cluster name: known before the cluster exists, as subnet and autoscaler tags need it."""
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"{project}-{stack}")[:100]
-
-
-def device_plugin_release(
-    name: str, *, node_selector: dict[str, str] | None, opts: pulumi.ResourceOptions
-) -> k8s.helm.v3.Release:
-    """NVIDIA's device plugin from its public chart repository, at a pinned version."""
-    values: dict[str, object] = {"tolerations": [{"operator": "Exists", **_no_value(GPU_TAINT)}]}
-    if node_selector:
-        values["nodeSelector"] = node_selector
-    return k8s.helm.v3.Release(
-        name,
-        name="nvidia-device-plugin",
-        chart=NVIDIA_DEVICE_PLUGIN["chart"],
-        version=NVIDIA_DEVICE_PLUGIN["version"],
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN["repo"]),
-        namespace="nvidia-device-plugin",
-        create_namespace=True,
-        values=values,
-        opts=opts,
-    )
 
 
 def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
@@ -76,10 +43,6 @@ def _oidc_issuer(identities: Sequence[aws.eks.outputs.ClusterIdentity]) -> str:
 def _ingress_hostname(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
     return (ingress[0].hostname or "") if ingress else ""
-
-
-def _no_value(taint: dict[str, str]) -> dict[str, str]:
-    return {key: value for key, value in taint.items() if key != "value"}
 
 
 class BurstPool(pulumi.ComponentResource):
@@ -157,7 +120,7 @@ class BurstPool(pulumi.ComponentResource):
             opts=in_cluster,
         )
         self._autoscaler(name, burst, oidc, issuer, [system, *gpu_groups], in_cluster)
-        device_plugin_release(
+        addons.device_plugin_release(
             f"{name}-nvidia-device-plugin",
             node_selector={GPU_LABEL: "true"},
             opts=in_cluster,
@@ -333,42 +296,19 @@ class BurstPool(pulumi.ComponentResource):
             f"{name}-autoscaler-role",
             oidc_provider_arn=oidc.arn,
             issuer_url=issuer,
-            namespace=AUTOSCALER_NAMESPACE,
-            service_accounts=[AUTOSCALER_SERVICE_ACCOUNT],
+            namespace=addons.AUTOSCALER_NAMESPACE,
+            service_accounts=[addons.AUTOSCALER_SERVICE_ACCOUNT],
             policy=policies.cluster_autoscaler(self.cluster_name, [g.arn for g in groups]),
             tags=self._tags("autoscaler"),
             opts=self._aws,
         )
-        k8s.helm.v3.Release(
+        addons.cluster_autoscaler_release(
             f"{name}-cluster-autoscaler",
-            name="cluster-autoscaler",
-            chart=CLUSTER_AUTOSCALER["chart"],
-            version=CLUSTER_AUTOSCALER["version"],
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CLUSTER_AUTOSCALER["repo"]),
-            namespace=AUTOSCALER_NAMESPACE,
-            values={
-                "fullnameOverride": "cluster-autoscaler",
-                "cloudProvider": "aws",
-                "awsRegion": burst.region,
-                "autoDiscovery": {"clusterName": self.cluster_name},
-                # The autoscaler's minor version must match the cluster's.
-                "image": {"tag": f"v{burst.eks_version}.0"},
-                "rbac": {
-                    "serviceAccount": {
-                        "name": AUTOSCALER_SERVICE_ACCOUNT,
-                        "annotations": {ROLE_ANNOTATION: role.arn},
-                    }
-                },
-                "nodeSelector": {ROLE_LABEL: "system"},
-                "extraArgs": {
-                    # Each burst pool's Triton is pinned to one capacity type's group, so there
-                    # is no choice to expand by; spot that does not come within this time is
-                    # given up (the group backs off) and the controller moves to on-demand.
-                    "max-node-provision-time": "5m",
-                    "scale-down-unneeded-time": "5m",
-                    "skip-nodes-with-system-pods": "false",
-                },
-            },
+            cluster_name=self.cluster_name,
+            region=burst.region,
+            eks_version=burst.eks_version,
+            role_arn=role.arn,
+            node_selector={ROLE_LABEL: "system"},
             opts=in_cluster,
         )
 

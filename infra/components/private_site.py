@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import chart_values
-from components.burst_pool import device_plugin_release
+from components.addons import device_plugin_release
 from settings import PrivateSiteSettings, WorkloadSettings
 
 
