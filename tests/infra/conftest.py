@@ -299,3 +299,19 @@ def read_settings(values: dict[str, Any]) -> Any:
 
     run()
     return loaded[0]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def event_loop_for_pulumi() -> Iterator[None]:
+    """Pulumi's runtime asks for the thread's current event loop; an earlier test's
+    `asyncio.run` leaves none. Session-scoped, like the deployment fixture that
+    needs it, and set up before it."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
