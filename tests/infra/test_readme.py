@@ -1,4 +1,4 @@
-"""infra/README.md sets every key with `pulumi config set`, as Pulumi.yaml and the example do."""
+"""The README's deploy guide sets every key with `pulumi config set`, as Pulumi.yaml declares it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ from typing import Any
 
 from tests.infra.conftest import EXAMPLE_STACK, PROJECT, REPOSITORY
 
-README = (REPOSITORY / "infra" / "README.md").read_text()
+SECTION = "## Deploy to your clusters"
+
+
+def deploy_guide() -> str:
+    """The README's deploy section, up to the next section of the same level."""
+    text = (REPOSITORY / "README.md").read_text()
+    assert SECTION in text, f"README.md has no {SECTION!r} section"
+    guide = text.split(SECTION, 1)[1]
+    return re.split(r"^## ", guide, flags=re.MULTILINE)[0]
+
+
+README = deploy_guide()
 CONFIG_SET = re.compile(r"^pulumi config set (.+)$", re.MULTILINE)
 EXAMPLE = {key.removeprefix("spillover:"): value for key, value in EXAMPLE_STACK["config"].items()}
 
