@@ -87,15 +87,7 @@ def run(pools: int = 100, replicas_per_pool: int = 10, ticks: int = 300) -> Tick
             ledger.record(
                 now,
                 [
-                    PoolUsage(
-                        pool.name,
-                        pool.role,
-                        state.pools[pool.name].desired,
-                        pool.price.hourly_usd,
-                        pool.price.source,
-                        tick * 100,
-                        tick,
-                    )  # fmt: skip
+                    PoolUsage.of(pool, state.pools[pool.name].desired, tick * 100, tick)
                     for pool in config.pools
                 ],
             )

@@ -159,28 +159,19 @@ class ControllerLoop:
             logger.exception("could not write the ledger; spend since then is charged next tick")
 
     def _usages(self, snapshot: Snapshot) -> list[PoolUsage]:
+        if not snapshot.pools:
+            return []  # nothing observed: the next good tick charges the gap
         try:
             counters = self.observer.gateway_counters()
         except Exception:
             logger.exception("cannot read gateway counters")
             counters = {}
-        usages = []
-        for pool in self.config.pools:
-            if not snapshot.pools:
-                continue  # nothing observed: the next good tick charges the gap
-            requests, errors = counters.get(pool.name, (None, None))
-            usages.append(
-                PoolUsage(
-                    pool=pool.name,
-                    role=pool.role,
-                    replicas=snapshot.pool(pool.name).running,
-                    usd_per_replica_hour=pool.price.hourly_usd,
-                    price_source=pool.price.source,
-                    requests_total=requests,
-                    errors_total=errors,
-                )
+        return [
+            PoolUsage.of(
+                pool, snapshot.pool(pool.name).running, *counters.get(pool.name, (None, None))
             )
-        return usages
+            for pool in self.config.pools
+        ]
 
 
 def _key(decision: Decision) -> str:
