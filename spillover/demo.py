@@ -18,14 +18,13 @@ from collections import Counter
 from pathlib import Path
 
 from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
-from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
 from spillover.controller.cli import DATABASE_FILE, render_status
 from spillover.controller.ledger import Ledger
 from spillover.controller.reports import format_spend
 from spillover.drivers.haproxy import RuntimeApi
-from spillover.local.cli import DEFAULT_RUN_DIR
-from spillover.local.layout import LocalLayout, LocalPool
+from spillover.local.cli import DEFAULT_RUN_DIR, config_pools
+from spillover.local.layout import LocalLayout
 from spillover.local.stack import LocalStack
 from spillover.model.build import DEFAULT_REPO, ensure_model, model_sizes
 from spillover.serving.client import AsyncRecommenderClient, Protocol, RecommenderClient
@@ -52,11 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     model = ensure_model(args.model_repo)
     n_users, n_items = model_sizes(args.model_repo)
-    config = load_config(args.config)
-    pools = tuple(LocalPool(p.name, p.min_replicas, p.max_replicas) for p in config.pools)
+    layout = LocalLayout(config_pools(args.config), port_base=args.port_base)
     stack = LocalStack(args.run_dir)
     print(f"starting the pools of {args.config.name} behind HAProxy, and the controller ...")
-    stack.up(LocalLayout(pools, port_base=args.port_base), model)
+    stack.up(layout, model)
     try:
         stack.start_controller(args.config)
         endpoints = stack.gateway_endpoints

@@ -44,7 +44,6 @@ class Exporter(Collector):
         self._ticks = 0
         self._failures = 0
         self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     def update(
         self,
@@ -60,7 +59,7 @@ class Exporter(Collector):
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics in a background thread; returns the port (0 picks one)."""
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
         return int(self._server.server_port)
 
     def close(self) -> None:

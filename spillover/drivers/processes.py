@@ -11,6 +11,7 @@ while the process execs, just after Popen returns.)
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -54,14 +55,19 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[START_TIME_FIELD]) if fields is not None else None
 
 
-def started_at_epoch(started: int) -> float:
-    """A start time in clock ticks after boot, as seconds since the epoch."""
-    boot = next(
+@functools.cache
+def _boot_time() -> int:
+    """Seconds since the epoch at boot: fixed while the machine runs, so read once."""
+    return next(
         int(line.split()[1])
         for line in Path("/proc/stat").read_text().splitlines()
         if line.startswith("btime ")
     )
-    return boot + started / os.sysconf("SC_CLK_TCK")
+
+
+def started_at_epoch(started: int) -> float:
+    """A start time in clock ticks after boot, as seconds since the epoch."""
+    return _boot_time() + started / os.sysconf("SC_CLK_TCK")
 
 
 def is_running(pid: int, started: int) -> bool:

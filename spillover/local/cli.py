@@ -92,8 +92,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _pools(args: argparse.Namespace) -> tuple[LocalPool, ...]:
-    """By hand: private and burst as asked. Otherwise the config's local pools, each
-    starting at its minimum, with a slot for each replica it may grow to."""
+    """By hand: private and burst as asked. Otherwise the config's local pools."""
     if args.no_controller:
         slots = args.max_replicas or 4
         private = 2 if args.private is None else args.private
@@ -104,14 +103,19 @@ def _pools(args: argparse.Namespace) -> tuple[LocalPool, ...]:
         )
     if any(value is not None for value in (args.private, args.burst, args.max_replicas)):
         raise StackError("--private, --burst and --max-replicas go with --no-controller")
-    config = load_config(args.config)
+    return config_pools(args.config)
+
+
+def config_pools(path: Path) -> tuple[LocalPool, ...]:
+    """A config's local pools, each starting at its minimum, with a slot for each
+    replica it may grow to."""
     pools = tuple(
         LocalPool(pool.name, pool.min_replicas, pool.max_replicas)
-        for pool in config.pools
+        for pool in load_config(path).pools
         if pool.driver == "local"
     )
     if not pools:
-        raise StackError(f"{args.config} has no pool with driver 'local'")
+        raise StackError(f"{path} has no pool with driver 'local'")
     return pools
 
 
