@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -142,10 +143,12 @@ def test_dumped_config_loads_back_the_same(tmp_path):
     assert load_config(path) == config
 
 
-def test_the_packaged_local_config_is_valid_and_the_schema_is_json():
+def test_the_packaged_local_config_is_valid_and_the_schema_refuses_unknown_keys():
     config = load_config(LOCAL_DEFAULT)
     assert [pool.role for pool in config.pools] == ["private", "burst"]
-    assert '"SpilloverConfig"' in json_schema() or '"pools"' in json_schema()
+    schema = json.loads(json_schema())
+    assert schema["required"] == ["pools"]
+    assert schema["additionalProperties"] is False  # a typo in any key is refused
 
 
 @pytest.mark.parametrize(

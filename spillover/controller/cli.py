@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
     loop = ControllerLoop(
         config,
-        Observer(config, list(_distinct(drivers.values())), gateway),
+        # Local pools share one driver: list its replicas once per tick, not per pool.
+        Observer(config, list({id(d): d for d in drivers.values()}.values()), gateway),
         Actuators(drivers, GatewayActuator(gateway)),
         ledger,
         exporter,
@@ -117,14 +118,6 @@ def _run(args: argparse.Namespace) -> int:
         ledger.close()
     logger.info("controller stopped")
     return 0
-
-
-def _distinct(drivers: Any) -> list[PoolDriver]:
-    seen: list[PoolDriver] = []
-    for driver in drivers:
-        if not any(driver is other for other in seen):
-            seen.append(driver)
-    return seen
 
 
 def _spend_by_pool(database: Path) -> dict[str, float]:

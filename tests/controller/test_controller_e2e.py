@@ -5,6 +5,7 @@ the cooldown; the ledger shows what both pools cost; no request fails meanwhile.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -175,6 +176,7 @@ def test_burst_joins_under_load_and_leaves_after_it(controlled_stack):
     }
     assert spend["private"]["usd"] > 0 and spend["burst"]["usd"] > 0
     assert spend["burst"]["requests"] > 0
-    text = spillover(run_dir, "status", "--run-dir", str(run_dir))
-    assert "scale burst to 0" in text and "scale burst to" in text
+    text = spillover(run_dir, "status", "--run-dir", str(run_dir), "--decisions", "50")
+    assert re.search(r"scale burst to [12]: overflow \d+ rps", text), text
+    assert "scale burst to 0: no demand left for burst" in text
     assert "standby" in text
