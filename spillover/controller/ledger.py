@@ -356,6 +356,15 @@ class Ledger:
         ).fetchall()
         return [DecisionRecord(*row) for row in rows]
 
+    def decisions_since(self, at: float) -> list[DecisionRecord]:
+        """Decisions logged at or after `at`, oldest first in the order they were logged
+        (by id, not by clock): what a drill that began at `at` made the controller do."""
+        rows = self._db.execute(
+            "SELECT at, kind, decision, reason FROM decisions WHERE at >= ? ORDER BY id",
+            (at,),
+        ).fetchall()
+        return [DecisionRecord(*row) for row in rows]
+
     def save_controller_state(self, at: float, policy_state: str, status: str) -> None:
         """Replace the saved state; both blobs must be JSON text."""
         try:

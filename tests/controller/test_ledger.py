@@ -551,6 +551,23 @@ def test_recent_decisions_are_newest_first(ledger: Ledger) -> None:
     assert len(ledger.recent_decisions()) == 4
 
 
+def test_decisions_since_a_time_are_oldest_first_from_that_time_on(ledger: Ledger) -> None:
+    ledger.log_decisions(10.0, [SetMode(Mode.BURST, "overflow"), ScalePool("burst", 2, "a")])
+    ledger.log_decisions(12.0, [ScalePool("burst", 3, "b"), Alert("budget", "80% spent")])
+    # A clock stepped back (NTP) logs an earlier time later: the log order still holds.
+    ledger.log_decisions(11.5, [SetMode(Mode.SAFE, "gateway stats stale")])
+    ledger.log_decisions(14.0, [SetMode(Mode.NORMAL, "back")])
+
+    assert [(d.at, d.decision) for d in ledger.decisions_since(12.0)] == [
+        (12.0, "scale burst to 3"),
+        (12.0, "alert budget"),
+        (14.0, "mode normal"),
+    ]
+    assert [d.at for d in ledger.decisions_since(11.0)] == [12.0, 12.0, 11.5, 14.0]
+    assert len(ledger.decisions_since(0.0)) == 6
+    assert ledger.decisions_since(14.5) == []
+
+
 def test_controller_state_round_trips_and_is_replaced(tmp_path: Path) -> None:
     database = tmp_path / "controller.db"
     with Ledger(database) as controller:
