@@ -7,6 +7,12 @@ from collections.abc import Mapping
 
 from spillover.config import PoolConfig
 
+WARM_SHARE_PERCENT = 1
+"""Every pool with a ready replica keeps at least this share of traffic. HAProxy only
+fails over to servers with a weight: a warm pool at 0 would sit idle through a private
+crash until the controller's next tick, while with a trickle the gateway moves all
+traffic to it the moment private is marked down (and real requests keep it verified)."""
+
 
 def shares(
     pools: list[PoolConfig],
@@ -23,7 +29,8 @@ def shares(
     # Unknown capacity: every ready replica counts the same (one unit).
     full = {name: ready[name] * (capacity.get(name) or 1.0) for name in serving}
     if demand_rps <= 0:
-        return _percentages({name: 1.0 if name == serving[0] else 0.0 for name in serving}, pools)
+        idle = {name: 1.0 if name == serving[0] else 0.0 for name in serving}
+        return _keep_warm(_percentages(idle, pools), serving)
     load: dict[str, float] = {}
     left = demand_rps
     for name in serving:
@@ -33,7 +40,18 @@ def shares(
         total = sum(full.values())
         for name in serving:
             load[name] += left * full[name] / total
-    return _percentages(load, pools)
+    return _keep_warm(_percentages(load, pools), serving)
+
+
+def _keep_warm(percent: dict[str, int], serving: list[str]) -> dict[str, int]:
+    """Raise every serving pool to WARM_SHARE_PERCENT, taken from the largest share."""
+    for name in serving:
+        if percent[name] < WARM_SHARE_PERCENT:
+            largest = max(percent, key=lambda pool: percent[pool])
+            moved = min(WARM_SHARE_PERCENT - percent[name], percent[largest] - WARM_SHARE_PERCENT)
+            percent[largest] -= moved
+            percent[name] += moved
+    return percent
 
 
 def _percentages(load: Mapping[str, float], pools: list[PoolConfig]) -> dict[str, int]:
