@@ -92,7 +92,8 @@ class Exporter(Collector):
         snapshot, state = last.snapshot, last.state
         replicas = GaugeMetricFamily(
             "spillover_pool_replicas",
-            "Replicas per pool: desired by the policy, ready, starting.",
+            "Replicas per pool: desired by the policy, ready, starting, draining "
+            "(told it will be stopped: out of rotation, still billed).",
             labels=["pool", "state"],
         )
         weight = GaugeMetricFamily(
@@ -118,6 +119,7 @@ class Exporter(Collector):
                 replicas.add_metric([pool.name, "desired"], plan.desired)
             replicas.add_metric([pool.name, "ready"], observed.ready)
             replicas.add_metric([pool.name, "starting"], observed.starting)
+            replicas.add_metric([pool.name, "draining"], observed.draining)
             if pool.name in state.weights:
                 weight.add_metric([pool.name], state.weights[pool.name] / 100)
             if observed.served_rps is not None:

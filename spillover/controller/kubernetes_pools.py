@@ -236,8 +236,10 @@ def label_selector(selector: Any) -> str:
 
 
 def replica_of(pool: str, pod: Any) -> ReplicaTarget:
-    """A V1Pod as a replica: terminating, failed and finished pods are not alive."""
-    alive = pod.status.phase in _LIVE_PHASES and pod.metadata.deletion_timestamp is None
+    """A V1Pod as a replica: failed and finished pods are not alive; a terminating one
+    (deletion timestamp set: scaled down, evicted, its spot node reclaimed) is draining
+    and alive until it is gone, since its node is billed until then."""
+    alive = pod.status.phase in _LIVE_PHASES
     return ReplicaTarget(
         name=pod.metadata.name,
         pool=pool,
@@ -245,6 +247,7 @@ def replica_of(pool: str, pod: Any) -> ReplicaTarget:
         ready=alive and _condition_true(pod, "Ready"),
         started_at=pod.metadata.creation_timestamp.timestamp(),
         metrics_url=_metrics_url(pod),
+        draining=pod.metadata.deletion_timestamp is not None,
     )
 
 

@@ -163,7 +163,7 @@ class PoolUsage:
     role: str
     """"private" or "burst"; spend can be summed by role (the budget caps burst)."""
     replicas: int
-    """Replicas running now, ready or starting: what is billed."""
+    """Replicas running now, ready, starting or draining: what is billed."""
     usd_per_replica_hour: float
     price_source: str
     requests_total: int | None

@@ -284,10 +284,13 @@ def _replica(
 ) -> ReplicaObservation:
     """Ready once the driver and the gateway both say so. A local replica is a gateway
     server of its own name; a Kubernetes pod is not (the gateway's slots are filled
-    from DNS), so for it the gateway must have some ready server in its pool."""
+    from DNS), so for it the gateway must have some ready server in its pool. A live
+    replica with notice it will be stopped is draining, whatever its readiness."""
     phase: ReplicaPhase = "starting"
     if not replica.alive:
         phase = "failed"
+    elif replica.draining:
+        phase = "draining"
     elif replica.ready:
         if replica.name in gateway_ready:
             in_rotation = gateway_ready[replica.name]

@@ -26,6 +26,9 @@ class ReplicaTarget:
     """When it was started, in seconds since the epoch."""
     metrics_url: str
     """Triton's Prometheus endpoint, e.g. http://127.0.0.1:8012/metrics."""
+    draining: bool = False
+    """Has notice it will be stopped: a spot interruption or a terminating pod; out of
+    rotation, still billed until it stops."""
 
 
 class PoolDriver(Protocol):

@@ -10,9 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-ReplicaPhase = Literal["starting", "ready", "failed"]
+ReplicaPhase = Literal["starting", "ready", "draining", "failed"]
 """starting: asked for, not serving yet. ready: Triton ready and the gateway's health
-check passes. failed: its process died or its health check fails after it was ready."""
+check passes. draining: alive, but told it will be stopped (a spot interruption, a
+terminating pod): out of rotation, still billed, never capacity. failed: its process
+died or its health check fails after it was ready."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,13 @@ class PoolObservation:
         return self.count("starting")
 
     @property
+    def draining(self) -> int:
+        return self.count("draining")
+
+    @property
     def running(self) -> int:
-        """Replicas that cost money: ready or starting."""
-        return self.ready + self.starting
+        """Replicas that cost money: ready, starting or draining."""
+        return self.ready + self.starting + self.draining
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def status_view(
                 "desired": plan.desired if plan else None,
                 "ready": observed.ready,
                 "starting": observed.starting,
+                "draining": observed.draining,
                 "weight": state.weights.get(pool.name),
                 "served_rps": observed.served_rps,
                 "queue_time_ms": observed.queue_time_ms,

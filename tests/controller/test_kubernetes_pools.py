@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from spillover.config import KubernetesTarget, PoolConfig, Price
 from spillover.controller.kubernetes_pools import KubernetesPoolDriver, api_client_for
+from spillover.controller.observe import _replica as _observed
 from spillover.controller.pools import ReplicaTarget
+from spillover.controller.snapshot import PoolObservation
 from spillover.errors import PermanentError, TemporaryError
 from tests.controller.fake_kube_api import (
     MERGE_PATCH_TYPES,
@@ -332,7 +334,9 @@ def test_one_client_per_kubeconfig_and_context(kubeconfig: Path):
 # --- replicas ------------------------------------------------------------------------
 
 
-def _replica(name: str, alive: bool, ready: bool, metrics_url: str) -> ReplicaTarget:
+def _replica(
+    name: str, alive: bool, ready: bool, metrics_url: str, draining: bool = False
+) -> ReplicaTarget:
     return ReplicaTarget(
         name=name,
         pool="burst",
@@ -340,6 +344,7 @@ def _replica(name: str, alive: bool, ready: bool, metrics_url: str) -> ReplicaTa
         ready=ready,
         started_at=CREATED_EPOCH,
         metrics_url=metrics_url,
+        draining=draining,
     )
 
 
@@ -363,8 +368,18 @@ def _replica(name: str, alive: bool, ready: bool, metrics_url: str) -> ReplicaTa
         ),
         pytest.param(
             {"deleting": True},
-            _replica("triton-burst-7d9f-a", False, False, "http://10.0.3.7:8002/metrics"),
+            _replica("triton-burst-7d9f-a", True, True, "http://10.0.3.7:8002/metrics", True),
             id="terminating-while-still-ready",
+        ),
+        pytest.param(
+            {"deleting": True, "ready": False},
+            _replica("triton-burst-7d9f-a", True, False, "http://10.0.3.7:8002/metrics", True),
+            id="terminating-out-of-endpoints",
+        ),
+        pytest.param(
+            {"deleting": True, "phase": "Failed", "ready": False},
+            _replica("triton-burst-7d9f-a", False, False, "http://10.0.3.7:8002/metrics", True),
+            id="terminating-after-it-failed",
         ),
         pytest.param(
             {"phase": "Failed", "ready": False},
@@ -406,6 +421,31 @@ def test_each_pod_of_the_deployment_is_a_replica(
 ):
     kube_api.pods.append(pod("triton-burst-7d9f-a", LABELS, **pod_options))
     assert driver.replicas() == [expected]
+
+
+def test_a_terminating_pod_is_a_draining_replica_billed_until_it_is_gone(
+    kube_api: FakeKubeApi, driver: KubernetesPoolDriver
+):
+    """A spot node reclaimed or a scale-down: the pod has a deletion timestamp and runs
+    out its grace period. It is out of rotation and no capacity, but it still costs."""
+    kube_api.pods += [
+        pod("triton-burst-a", LABELS, created="2025-11-11T00:00:01Z"),
+        pod("triton-burst-b", LABELS, created="2025-11-11T00:00:02Z", deleting=True),
+        pod("triton-burst-c", LABELS, created="2025-11-11T00:00:03Z", ready=False),
+    ]
+    replicas = driver.replicas()
+    assert [(r.name, r.alive, r.draining) for r in replicas] == [
+        ("triton-burst-a", True, False),
+        ("triton-burst-b", True, True),
+        ("triton-burst-c", True, False),
+    ]
+    gateway_ready = {"burst-0": True}  # the pool's DNS-filled slots: one ready
+    observed = PoolObservation(
+        "burst", tuple(_observed(replica, gateway_ready, "burst") for replica in replicas)
+    )
+    assert [r.phase for r in observed.replicas] == ["ready", "draining", "starting"]
+    assert (observed.ready, observed.starting, observed.draining) == (1, 1, 1)
+    assert observed.running == 3  # what is billed
 
 
 def test_only_the_deployments_own_pods_are_listed(

@@ -185,9 +185,23 @@ class Rig:
             raise urllib.error.URLError("connection refused")
         return self.pages[name].text()
 
-    def add(self, name: str, *, alive: bool = True, ready: bool = True, started_at: float = 1.0):
+    def add(
+        self,
+        name: str,
+        *,
+        alive: bool = True,
+        ready: bool = True,
+        started_at: float = 1.0,
+        draining: bool = False,
+    ):
         self.targets[name] = ReplicaTarget(
-            name, name.rsplit("-", 1)[0], alive, ready, started_at, f"http://{name}/metrics"
+            name,
+            name.rsplit("-", 1)[0],
+            alive,
+            ready,
+            started_at,
+            f"http://{name}/metrics",
+            draining=draining,
         )
         self.pages[name] = TritonPage()
         self.gateway.servers[name] = Server()
@@ -322,6 +336,28 @@ def test_replica_phase(alive: bool, ready: bool, gateway_ready: bool, phase: str
     world.gateway.servers["private-0"].ready = gateway_ready
     (replica,) = world.observe().pool("private").replicas
     assert (replica.name, replica.phase, replica.started_at) == ("private-0", phase, 123.0)
+
+
+@pytest.mark.parametrize(
+    ("alive", "ready", "gateway_ready", "phase"),
+    [
+        (True, True, True, "draining"),
+        (True, True, False, "draining"),
+        (True, False, False, "draining"),
+        (False, False, False, "failed"),
+    ],
+    ids=["noticed-while-serving", "noticed-and-drained", "noticed-while-loading", "gone"],
+)
+def test_a_replica_with_notice_it_will_stop_is_draining_until_it_exits(
+    alive: bool, ready: bool, gateway_ready: bool, phase: str
+) -> None:
+    world = rig("private-0")
+    world.add("private-1", alive=alive, ready=ready, draining=True)
+    world.gateway.servers["private-1"].ready = gateway_ready
+    private = world.observe().pool("private")
+    assert [r.phase for r in private.replicas] == ["ready", phase]
+    assert private.ready == 1  # never capacity
+    assert private.running == (2 if alive else 1)  # billed while it runs
 
 
 def test_a_pool_with_no_replicas_serves_nothing_even_when_nothing_can_be_read() -> None:

@@ -261,9 +261,14 @@ def _plan(state: PolicyState, pool: PoolConfig) -> PoolPlan:
 
 
 def _current_size(state: PolicyState, snapshot: Snapshot, pool: PoolConfig) -> int:
-    """What the pool is asked to run now: last decision, or (first tick) what runs."""
+    """What the pool is asked to run now: last decision, or (first tick) what runs.
+
+    A draining replica is not counted: it is on its way out, and its driver starts
+    a replacement for it within the size asked for.
+    """
     desired = state.desired(pool.name)
     if desired is not None:
         return desired
-    running = snapshot.pool(pool.name).running
+    observed = snapshot.pool(pool.name)
+    running = observed.ready + observed.starting
     return min(max(running, pool.min_replicas), pool.max_replicas)
