@@ -8,7 +8,9 @@ replica's Triton ``/metrics`` (queue time and busy time), scraped in parallel.
 Counters become rates over the real interval between two successful reads. A value
 that cannot be read fresh is reused while it is younger than
 ``policy.stale_after_seconds`` and is None after that, never 0: zero load and
-unknown load call for opposite decisions.
+unknown load call for opposite decisions. How long a pool's Triton metrics have been
+unreadable is reported too (``metrics_age_s``), so the policy can tell a metrics
+outage from a quiet pool.
 """
 
 from __future__ import annotations
@@ -122,10 +124,14 @@ class Observer:
         self._gateway_readings: tuple[_GatewayReading | None, _GatewayReading | None] = (None, None)
         self._gateway_fresh = False
         self._scrapes: dict[str, _Scrape] = {}
+        self._listed_since: dict[tuple[str, float], float] = {}
+        """When each replica incarnation (name, started_at) was first listed: the age of
+        its metrics until a scrape of it succeeds."""
 
     def observe(self) -> Snapshot:
         now = self.clock()
         replicas = self._replicas(now)
+        self._note_listed(replicas, now)
         previous, current = self._read_gateway(now)
         self._gateway_fresh = current is not None
         intervals = self._scrape(replicas, now)
@@ -171,6 +177,21 @@ class Observer:
         return [pool.name for pool in self.config.pools]
 
     # --- sources ------------------------------------------------------------------------
+
+    def _note_listed(self, replicas: list[ReplicaTarget], now: float) -> None:
+        listed = {(replica.name, replica.started_at) for replica in replicas}
+        self._listed_since = {
+            key: since for key, since in self._listed_since.items() if key in listed
+        }
+        for key in listed:
+            self._listed_since.setdefault(key, now)
+
+    def _last_metrics(self, replica: ReplicaTarget) -> float:
+        """When this incarnation's /metrics last answered, else when it was first listed."""
+        scrape = self._scrapes.get(replica.name)
+        if scrape is not None and scrape.started_at == replica.started_at:
+            return scrape.at
+        return self._listed_since[(replica.name, replica.started_at)]
 
     def _replicas(self, now: float) -> list[ReplicaTarget]:
         replicas: list[ReplicaTarget] = []
@@ -268,14 +289,17 @@ class Observer:
         def recent(field: str, fresh: float | None) -> float | None:
             return self._recent.get((name, field), fresh, now)
 
+        observed = tuple(_replica(r, gateway_ready, name) for r in replicas)
+        ready = [r for r, o in zip(replicas, observed, strict=True) if o.phase == "ready"]
         return PoolObservation(
             name=name,
-            replicas=tuple(_replica(r, gateway_ready, name) for r in replicas),
+            replicas=observed,
             served_rps=recent("served", served),
             failed_rps=recent("failed", failed),
             queue_time_ms=recent("queue", queue),
             queue_time_p99_ms=recent("queue_p99", p99),
             service_rate_rps=recent("service_rate", triton.service_rate_rps if triton else None),
+            metrics_age_s=now - max(map(self._last_metrics, ready)) if ready else None,
         )
 
 

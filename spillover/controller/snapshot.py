@@ -44,6 +44,11 @@ class PoolObservation:
     service_rate_rps: float | None = None
     """Requests per second one replica serves when fully busy, measured from Triton's
     busy time; None until traffic has flowed."""
+    metrics_age_s: float | None = None
+    """Seconds since the freshest successful Triton /metrics scrape of any of the
+    pool's ready replicas (one never scraped counts from when it was first listed);
+    None when the pool has no ready replica. Large while the gateway still routes to
+    the pool: its Triton metrics are unreachable."""
 
     def count(self, phase: ReplicaPhase) -> int:
         return sum(1 for replica in self.replicas if replica.phase == phase)

@@ -66,17 +66,60 @@ class SimulatedPool:
     """Every replica fails (the private cluster is down)."""
     stuck: bool = False
     """New replicas never become ready (no spot capacity)."""
+    metrics_down: bool = False
+    """Triton's /metrics of every replica is unreachable (a firewall drops the metrics
+    port); the gateway still routes to the replicas and health-checks them fine."""
+    notices: dict[str, float] = field(default_factory=dict)
+    """Replica -> when it is taken back (a spot interruption notice)."""
+    scraped: dict[tuple[str, float], float] = field(default_factory=dict)
+    """(replica, started_at) -> last successful metrics scrape."""
 
     def scale(self, count: int, now: float) -> None:
-        alive = [replica for replica in self.replicas if replica.phase != "failed"]
+        """As the local driver converges: a draining replica does not count, and stays
+        until its notice runs out; a replacement starts in a free name."""
+        draining = [replica for replica in self.replicas if replica.phase == "draining"]
+        alive = [
+            replica for replica in self.replicas if replica.phase not in ("failed", "draining")
+        ]
         while len(alive) < count:
-            alive.append(ReplicaObservation(f"{self.name}-{len(alive)}", "starting", now))
-        self.replicas = alive[:count]
+            taken = {replica.name for replica in alive + draining}
+            name = next(
+                f"{self.name}-{i}" for i in range(len(taken) + 1) if f"{self.name}-{i}" not in taken
+            )
+            alive.append(ReplicaObservation(name, "starting", now))
+        self.replicas = alive[:count] + draining
+
+    def interrupt(self, name: str, seconds: float, now: float) -> None:
+        """A notice: out of rotation now, gone in `seconds`."""
+        self.notices[name] = now + seconds
+        self.replicas = [
+            ReplicaObservation(r.name, "draining", r.started_at) if r.name == name else r
+            for r in self.replicas
+        ]
 
     def advance(self, now: float) -> None:
-        self.replicas = [self._phase(replica, now) for replica in self.replicas]
+        self.replicas = [
+            self._phase(replica, now)
+            for replica in self.replicas
+            if not (replica.phase == "draining" and now >= self.notices[replica.name])
+        ]
+        for replica in self.replicas:
+            if replica.phase == "ready" and not self.metrics_down:
+                self.scraped[(replica.name, replica.started_at)] = now
+
+    def metrics_age(self, now: float) -> float | None:
+        """As the observer reports it: since the freshest scrape of a ready replica; one
+        never scraped counts from when it was listed (started)."""
+        last = [
+            self.scraped.get((replica.name, replica.started_at), replica.started_at)
+            for replica in self.replicas
+            if replica.phase == "ready"
+        ]
+        return now - max(last) if last else None
 
     def _phase(self, replica: ReplicaObservation, now: float) -> ReplicaObservation:
+        if replica.phase == "draining":
+            return replica
         if self.broken:
             return ReplicaObservation(replica.name, "failed", replica.started_at)
         if replica.phase == "failed":  # repaired: the driver starts it again
@@ -128,7 +171,10 @@ class Scenario:
             at=self.now,
             demand_rps=demand,
             pools=tuple(
-                PoolObservation(name, tuple(pool.replicas)) for name, pool in self.pools.items()
+                PoolObservation(
+                    name, tuple(pool.replicas), metrics_age_s=pool.metrics_age(self.now)
+                )
+                for name, pool in self.pools.items()
             ),
             weights=self.weights,
             burst_spend_this_month_usd=self.spent_this_month,

@@ -536,3 +536,81 @@ def test_a_kubernetes_pod_is_ready_when_its_pool_has_a_ready_gateway_server():
     pod = ReplicaTarget("triton-7d9f-abcde", "burst", True, True, 0.0, "")
     assert _replica(pod, {"burst-0": True, "private-0": True}, "burst").phase == "ready"
     assert _replica(pod, {"burst-0": False, "private-0": True}, "burst").phase == "starting"
+
+
+# --- metrics age --------------------------------------------------------------------------
+
+
+def test_metrics_age_is_zero_while_triton_answers() -> None:
+    world = rig("private-0", "burst-0")
+    first = world.observe()
+    assert [first.pool(name).metrics_age_s for name in ("private", "burst")] == [0.0, 0.0]
+    assert world.tick(seconds=2.0).pool("private").metrics_age_s == 0.0
+
+
+def test_metrics_age_counts_from_the_last_successful_scrape_while_the_gateway_answers() -> None:
+    world = measured_world()  # last scraped at START + 2 s
+    world.unreadable.add("private-0")  # a firewall drops the metrics port
+    ages = [world.tick(seconds=2.0).pool("private").metrics_age_s for _ in range(6)]
+    assert ages == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    snapshot = world.observe()
+    assert snapshot.demand_rps is not None  # the gateway is fine: only Triton is dark
+    assert snapshot.pool("private").ready == 1
+    world.unreadable.clear()
+    assert world.tick(seconds=2.0).pool("private").metrics_age_s == 0.0
+
+
+def test_metrics_age_is_the_freshest_of_the_pools_ready_replicas() -> None:
+    world = rig("private-0", "private-1")
+    world.observe()
+    world.unreadable.add("private-1")
+    assert world.tick(seconds=30.0).pool("private").metrics_age_s == 0.0
+
+
+def test_a_ready_replica_never_scraped_counts_from_when_it_was_first_listed() -> None:
+    world = rig("private-0")
+    world.unreadable.add("private-0")
+    assert world.observe().pool("private").metrics_age_s == 0.0
+    assert world.tick(seconds=7.0).pool("private").metrics_age_s == 7.0
+
+
+def test_a_replica_ready_after_a_long_cold_start_has_fresh_metrics_at_once() -> None:
+    """Unscrapable for 90 s while it loads, then ready and scraped in the same tick:
+    its pool must not look like a metrics outage."""
+    world = rig("private-0")
+    world.add("burst-0", ready=False)
+    world.gateway.servers["burst-0"].ready = False
+    world.unreadable.add("burst-0")
+    world.observe()
+    for _ in range(45):
+        assert world.tick(seconds=2.0).pool("burst").metrics_age_s is None  # none ready
+    world.add("burst-0", ready=True)
+    world.gateway.servers["burst-0"].ready = True
+    world.unreadable.clear()
+    burst = world.tick(seconds=2.0).pool("burst")
+    assert (burst.ready, burst.metrics_age_s) == (1, 0.0)
+
+
+def test_a_restarted_replica_counts_from_its_own_listing_not_its_predecessors_scrape() -> None:
+    world = rig("private-0")
+    world.observe()
+    world.unreadable.add("private-0")
+    world.tick(seconds=20.0)
+    world.add("private-0", started_at=99.0)  # same slot, a new process
+    assert world.tick(seconds=2.0).pool("private").metrics_age_s == 0.0
+    assert world.tick(seconds=2.0).pool("private").metrics_age_s == 2.0
+
+
+@pytest.mark.parametrize(
+    ("alive", "draining"),
+    [(False, False), (True, True)],
+    ids=["killed-is-failover-not-outage", "draining-is-no-capacity"],
+)
+def test_metrics_age_is_none_without_a_ready_replica(alive: bool, draining: bool) -> None:
+    world = rig()
+    world.add("private-0", alive=alive, draining=draining)
+    world.unreadable.add("private-0")
+    world.observe()
+    private = world.tick(seconds=STALE_AFTER_S * 3).pool("private")
+    assert private.ready == 0
+    assert private.metrics_age_s is None

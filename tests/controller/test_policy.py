@@ -108,7 +108,10 @@ def test_metrics_outage_holds_everything_and_returns():
     before = {pool: scenario.desired(pool) for pool in ("private", "spot", "ondemand")}
     weights = dict(scenario.weights)
     decisions = scenario.tick(demand=None)
-    assert SetMode in {type(d) for d in decisions}
+    (mode,) = [d for d in decisions if isinstance(d, SetMode)]
+    assert mode.reason == (
+        "gateway stats stale for 0 s: holding replicas and weights, no scale-down until they return"
+    )
     assert any(isinstance(d, Alert) and d.topic == "metrics-stale" for d in decisions)
     scenario.run(demand=None, seconds=120)  # far beyond the scale-down cooldown
     assert scenario.state.mode is Mode.SAFE
@@ -246,3 +249,130 @@ def test_no_demand_and_no_measurement_keeps_every_pool_at_its_floor():
     scenario.run(demand=0, seconds=10)
     assert (scenario.desired("private"), scenario.desired("spot")) == (2, 0)
     assert scenario.weights == {"private": 100, "spot": 0, "ondemand": 0}
+
+
+# --- Triton metrics outage ---------------------------------------------------------------
+
+
+def _modes(scenario: Scenario) -> list[Mode]:
+    return [state.mode for _, _, state in scenario.history]
+
+
+def test_triton_metrics_outage_holds_sizes_and_weights_under_falling_demand_then_returns():
+    """The gateway answers (demand is known) but no ready replica's /metrics does: the
+    policy holds rather than decide on half the picture."""
+    scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10}))
+    scenario.run(demand=400, seconds=40)
+    assert scenario.state.mode is Mode.BURST
+    before = {pool: scenario.desired(pool) for pool in ("private", "spot", "ondemand")}
+    scenario.pools["private"].metrics_down = scenario.pools["spot"].metrics_down = True
+    scenario.run(demand=100, seconds=10)  # 10 s old: not stale yet
+    assert scenario.state.mode is Mode.BURST
+    decisions = scenario.tick(demand=100)  # 12 s
+    assert scenario.state.mode is Mode.SAFE
+    reason = (
+        "Triton metrics of private, spot unreachable for 12 s: holding replicas and "
+        "weights, no scale-down until they return"
+    )
+    assert [d.reason for d in decisions if isinstance(d, SetMode)] == [reason]
+    assert [d.reason for d in decisions if isinstance(d, Alert)] == [reason]
+    assert not [d for d in decisions if isinstance(d, SetWeights)]
+    weights = dict(scenario.weights)
+
+    scenario.run(demand=100, seconds=120)  # far beyond the 30 s scale-down cooldown
+    assert scenario.state.mode is Mode.SAFE
+    assert {pool: scenario.desired(pool) for pool in before} == before
+    assert scenario.weights == weights
+    assert scenario.state.demand_rps == 100  # still shown: the gateway answers
+    alerts = [d for _, ds, _ in scenario.history for d in ds if isinstance(d, Alert)]
+    assert len([a for a in alerts if a.topic == "metrics-stale"]) == 1
+
+    scenario.pools["private"].metrics_down = scenario.pools["spot"].metrics_down = False
+    decisions = scenario.tick(demand=100)
+    assert scenario.state.mode in (Mode.NORMAL, Mode.BURST)
+    assert scenario.state.stale_since is None
+    assert any(isinstance(d, SetWeights) for d in decisions)
+    scenario.run(demand=100, seconds=40)
+    assert scenario.state.mode is Mode.NORMAL
+    assert scenario.desired("spot") == 0
+
+
+def test_triton_metrics_of_one_pool_are_enough_to_hold():
+    scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10}))
+    scenario.run(demand=400, seconds=40)
+    scenario.pools["spot"].metrics_down = True
+    scenario.run(demand=400, seconds=12)
+    assert scenario.state.mode is Mode.SAFE
+    (_, decisions, _) = next(h for h in scenario.history if h[2].mode is Mode.SAFE)
+    (mode,) = [d for d in decisions if isinstance(d, SetMode)]
+    assert mode.reason.startswith("Triton metrics of spot unreachable for 12 s")
+
+
+def test_private_replicas_dead_is_failover_not_a_metrics_outage():
+    """Killed replicas answer no /metrics either, but they are failed, not unobserved:
+    burst takes their traffic."""
+    scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10}))
+    scenario.run(demand=120, seconds=20)
+    scenario.pools["private"].broken = True
+    scenario.pools["private"].metrics_down = True
+    scenario.run(demand=120, seconds=60)
+    assert Mode.SAFE not in _modes(scenario)
+    assert scenario.state.mode is Mode.FAILOVER
+    assert scenario.weights == {"private": 0, "spot": 100, "ondemand": 0}
+
+
+def test_a_burst_replica_ready_after_a_90_s_cold_start_is_no_metrics_outage():
+    """It was unscrapable for its whole cold start; its first scrape succeeds the tick
+    it becomes ready, so its pool's metrics are fresh from the start."""
+    config = scenario_config(
+        pools={"spot": {"cold_start_seconds": 90}, "ondemand": {"cold_start_seconds": 90}},
+        policy={"stale_after_seconds": 10},
+    )
+    scenario = Scenario(config)
+    scenario.run(demand=300, seconds=20)
+    assert scenario.desired("spot") > 0 and scenario.ready("spot") == 0
+    scenario.run(demand=300, seconds=100)
+    assert scenario.ready("spot") == scenario.desired("spot")
+    assert Mode.SAFE not in _modes(scenario)
+    assert scenario.state.mode is Mode.BURST
+
+
+# --- interruption notices ----------------------------------------------------------------
+
+
+def test_a_noticed_burst_replica_is_billed_but_is_no_capacity_and_is_replaced():
+    scenario = Scenario(scenario_config())
+    scenario.run(demand=300, seconds=60)
+    assert (scenario.desired("spot"), scenario.ready("spot")) == (3, 3)
+    spot_share = scenario.weights["spot"]
+
+    scenario.pools["spot"].interrupt("spot-0", seconds=120, now=scenario.now)
+    decisions = scenario.tick(demand=300)
+    scale = {d.pool: d.replicas for d in decisions if isinstance(d, ScalePool)}
+    assert scale["spot"] == 3  # the driver starts a replacement within the same size
+    assert scale["ondemand"] == 0  # the replacement is arriving: no need for on-demand
+    assert scenario.weights["spot"] < spot_share  # shares follow the 2 serving replicas
+    assert scenario.state.mode is Mode.BURST
+    spot = scenario.snapshot(300).pool("spot")
+    assert (spot.ready, spot.starting, spot.draining, spot.running) == (2, 1, 1, 4)
+    scenario.tick(demand=300)
+    assert scenario.state.pools["spot"].status == "scaling"  # 2 of 3 ready, 1 starting
+
+    scenario.run(demand=300, seconds=20)  # one cold start: the replacement serves
+    assert scenario.ready("spot") == 3
+    assert scenario.weights["spot"] == spot_share
+    scenario.run(demand=300, seconds=120)  # the notice ran out: the old one is gone
+    spot = scenario.snapshot(300).pool("spot")
+    assert (spot.ready, spot.draining, spot.running) == (3, 0, 3)
+    assert scenario.desired("spot") == 3
+
+
+def test_a_noticed_private_replica_is_covered_by_burst():
+    scenario = Scenario(scenario_config())
+    scenario.run(demand=120, seconds=20)
+    assert scenario.desired("spot") == 0
+    scenario.pools["private"].interrupt("private-1", seconds=30, now=scenario.now)
+    scenario.tick(demand=120)
+    # One private replica serves 70 of 120 rps: burst is sized for the other 50.
+    assert scenario.desired("spot") == 1
+    assert scenario.state.mode is Mode.BURST

@@ -30,8 +30,9 @@ class Policy:
     def decide(
         self, snapshot: Snapshot, state: PolicyState, now: float
     ) -> tuple[list[Decision], PolicyState]:
-        if snapshot.demand_rps is None:
-            return self._hold_in_safe_mode(snapshot, state, now)
+        stale = self._stale_sources(snapshot, state, now)
+        if stale or snapshot.demand_rps is None:
+            return self._hold_in_safe_mode(snapshot, state, now, stale)
         demand = snapshot.demand_rps
         predicted = forecast.update(
             state.forecast, demand, now, self.config.policy.demand_smoothing
@@ -101,6 +102,30 @@ class Policy:
         )
 
     # --- steps ------------------------------------------------------------------
+
+    def _stale_sources(self, snapshot: Snapshot, state: PolicyState, now: float) -> str:
+        """What the policy cannot see fresh, in words; empty when everything is fresh.
+
+        Gateway stats go stale as a whole (demand unknown). Triton metrics go stale per
+        pool: a pool whose ready replicas' /metrics have not answered for longer than
+        `stale_after_seconds` while the gateway still routes to them. A pool with no
+        ready replica has no metrics to miss (failed replicas are failover's business).
+        """
+        limit = self.config.policy.stale_after_seconds
+        ages = {
+            pool.name: age
+            for pool in self.order
+            if (age := snapshot.pool(pool.name).metrics_age_s) is not None and age > limit
+        }
+        sources = []
+        if snapshot.demand_rps is None:
+            since = state.stale_since if state.stale_since is not None else now
+            sources.append(f"gateway stats stale for {now - since:.0f} s")
+        if ages:
+            sources.append(
+                f"Triton metrics of {', '.join(ages)} unreachable for {max(ages.values()):.0f} s"
+            )
+        return "; ".join(sources)
 
     def _planning_capacities(
         self, snapshot: Snapshot, learned: dict[str, float | None]
@@ -191,21 +216,19 @@ class Policy:
         return Mode.NORMAL, "private capacity covers demand; burst stands by"
 
     def _hold_in_safe_mode(
-        self, snapshot: Snapshot, state: PolicyState, now: float
+        self, snapshot: Snapshot, state: PolicyState, now: float, stale: str
     ) -> tuple[list[Decision], PolicyState]:
-        """Metrics are stale: change nothing, and above all shrink nothing."""
+        """Metrics are stale (`stale` says which): change nothing, and above all shrink
+        nothing. The next tick with everything fresh decides normally again."""
         since = state.stale_since if state.stale_since is not None else now
-        reason = (
-            f"metrics stale for {now - since:.0f} s: holding replicas and weights, "
-            "no scale-down until they return"
-        )
+        reason = f"{stale}: holding replicas and weights, no scale-down until they return"
         decisions: list[Decision] = []
         if state.mode != Mode.SAFE:
             decisions += [SetMode(Mode.SAFE, reason), Alert("metrics-stale", reason)]
         held = self._held_pools(snapshot, state)
         decisions += [ScalePool(name, plan.desired, reason) for name, plan in held.items()]
         return decisions, replace(
-            state, mode=Mode.SAFE, stale_since=since, pools=held, demand_rps=None
+            state, mode=Mode.SAFE, stale_since=since, pools=held, demand_rps=snapshot.demand_rps
         )
 
     def _hold_unmeasured(
