@@ -120,7 +120,10 @@ class _Sampler(Generic[S]):
                 next_at = max(next_at, time.monotonic() - self.interval_s)
             self._poll_safely()
         finally:
-            self._close()
+            try:
+                self._close()
+            except Exception as error:  # as above: nothing escapes the thread
+                logger.debug("%s: close failed: %s", self._thread.name, error)
 
     def _poll_safely(self) -> None:
         try:
