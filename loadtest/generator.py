@@ -1,0 +1,437 @@
+"""Open-loop load against Triton: requests leave on schedule, never waiting for answers.
+
+A closed-loop client sends its next request only when an answer arrives, so a slow
+server slows the client down and the slow period hides in a handful of samples
+(coordinated omission). Here every request has an intended send time drawn from
+the trace before the run starts; each is sent at that time as its own task, and
+its latency is measured from the intended time, so a stall shows in every request
+that should have been sent during it.
+
+The generator also checks itself: when it cannot send on time (this machine's
+CPU is the limit, not the server), the run says so instead of quietly offering
+less load than asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from loadtest.traces import Trace, arrivals
+from spillover.model.contract import MODEL_NAME
+from spillover.serving.client import build_inputs, requested_outputs
+from spillover.serving.workload import sample_requests
+
+Protocol = Literal["http", "grpc"]
+
+LATE_MS = 10.0
+"""A send later than this after its intended time counts as late."""
+LATE_SHARE_ALLOWED = 0.05
+"""The schedule counts as kept while at most this share of sends is late: on a machine
+whose cores Triton shares, a few sends a little late leave every second's load as asked."""
+MAX_LAG_MS = 250.0
+"""A send later than this means the generator stalled and bunched a quarter second of
+load into a burst: the schedule was not kept, however rare."""
+BUSY_CORE_SHARE = 0.8
+"""Above this CPU share of one core, the generator's own work is what makes it late."""
+REQUEST_POOL = 2048
+"""Distinct requests built before the run and cycled, so sending costs little Python."""
+HTTP_CONNECTIONS = 1000
+"""Open-loop load needs a connection per request in flight; this bounds the client."""
+DEFAULT_START_DELAY_S = 0.2
+"""Time to open clients before t = 0 when no start time is given."""
+MAX_SLEEP_S = 0.1
+"""The scheduler wakes at least this often to notice `stop`."""
+ERROR_EXAMPLES = 5
+HISTOGRAM_DIGITS = 3
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where load goes: the gateway or one replica, host:port of its HTTP or gRPC port."""
+
+    url: str
+    protocol: Protocol
+
+
+@dataclass(frozen=True)
+class SecondStats:
+    """One second of the run, by intended send time."""
+
+    second: int
+    planned_rps: float
+    """The trace's requests in that second (its rate's integral there)."""
+    sent: int
+    ok: int
+    failed: int
+    p50_ms: float | None
+    p99_ms: float | None
+    """From an HDR histogram of that second's ok requests; None when none succeeded."""
+
+
+@dataclass(frozen=True)
+class ScheduleCheck:
+    """Whether the generator offered the load it was asked to, and if not, why."""
+
+    kept: bool
+    planned: int
+    sent: int
+    lag_p99_ms: float
+    lag_max_ms: float
+    late_share: float
+    """Share of sends later than LATE_MS after their intended time."""
+    client_cpu_share: float
+    """Generator CPU over wall time while sending; 1.0 = one core."""
+    reason: str | None
+    """When not kept: what limited it, in words a user can act on."""
+    max_in_flight: int = 0
+    """Most requests awaiting an answer at once."""
+
+
+@dataclass
+class LoadRun:
+    """What one run sent and measured, per request and per second."""
+
+    trace: Trace
+    target: Target
+    started_at: float
+    """Epoch seconds of t = 0."""
+    intended_s: np.ndarray
+    """Intended send offset of each sent request from t = 0, in send order."""
+    latency_s: np.ndarray
+    """From the intended send time to the answer; NaN when the request failed."""
+    ok: np.ndarray
+    errors: dict[str, int]
+    """Error kind ("UNAVAILABLE", "HTTP 503", "timeout", ...) -> count."""
+    error_examples: list[str]
+    schedule: ScheduleCheck
+    seconds: list[SecondStats]
+    lag_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """How late each request actually left after its intended time."""
+    end_s: float = 0.0
+    """Offset of the end of the planned window: the trace's end, or earlier when
+    max_requests or `stop` cut the run."""
+
+    @property
+    def sent(self) -> int:
+        return len(self.intended_s)
+
+    @property
+    def succeeded(self) -> int:
+        return int(np.count_nonzero(self.ok))
+
+    @property
+    def failed(self) -> int:
+        return self.sent - self.succeeded
+
+    @property
+    def achieved_rps(self) -> float:
+        """Requests sent per second over the planned window, or until the last send
+        when the generator fell behind and ran past it."""
+        if not self.sent:
+            return 0.0
+        last_send = float(np.max(self.intended_s + self.lag_s)) if len(self.lag_s) else 0.0
+        span = max(self.end_s, last_send)
+        return self.sent / span if span > 0 else 0.0
+
+    def percentile_ms(
+        self, q: float, since_s: float | None = None, until_s: float | None = None
+    ) -> float | None:
+        """The q-th percentile latency of ok requests intended in [since_s, until_s)."""
+        chosen = self.ok.copy()
+        if since_s is not None:
+            chosen &= self.intended_s >= since_s
+        if until_s is not None:
+            chosen &= self.intended_s < until_s
+        return _percentiles_ms(self.latency_s[chosen], (q,))[0]
+
+
+def run_load(
+    target: Target,
+    trace: Trace,
+    *,
+    n_users: int,
+    n_items: int,
+    max_requests: int,
+    seed: int = 0,
+    request_timeout_s: float = 10.0,
+    start_at: float | None = None,
+    stop: threading.Event | None = None,
+) -> LoadRun:
+    """Offer `trace` to `target` open loop and measure every answer.
+
+    Blocking: runs its own asyncio loop in the calling thread. Each request leaves at
+    start_at + its intended offset (start_at defaults to now + 0.2 s) as its own task.
+    Bounded by the trace's duration, max_requests and `stop`; after the last send it
+    waits at most request_timeout_s for the answers in flight.
+    """
+    if max_requests < 1:
+        raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+    if request_timeout_s <= 0:
+        raise ValueError(f"request_timeout_s must be above 0, got {request_timeout_s}")
+    every = arrivals(trace, seed)
+    offsets = every[:max_requests]
+    requests = sample_requests(n_users, n_items, min(REQUEST_POOL, max(1, len(offsets))), seed)
+    pool = [build_inputs(target.protocol, r.user_ids, r.histories) for r in requests]
+    start_at = time.time() + DEFAULT_START_DELAY_S if start_at is None else start_at
+    sender = _Sender(target, offsets, pool, request_timeout_s, stop)
+    asyncio.run(sender.run(start_at))
+    return sender.result(trace, start_at, cut=len(every) > max_requests)
+
+
+class _Sender:
+    """One run's state: the schedule, per-request outcomes, and the clients."""
+
+    def __init__(
+        self,
+        target: Target,
+        offsets: np.ndarray,
+        pool: list[list],
+        timeout_s: float,
+        stop: threading.Event | None,
+    ) -> None:
+        self.target = target
+        self.offsets = offsets
+        self.pool = pool
+        self.timeout_s = timeout_s
+        self.stop = stop
+        count = len(offsets)
+        self.latency = np.full(count, np.nan)
+        self.lag = np.full(count, np.nan)
+        self.ok = np.zeros(count, dtype=bool)
+        self.launched = 0
+        self.stopped_at: float | None = None
+        self.errors: Counter[str] = Counter()
+        self.examples: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.cpu_share = 0.0
+
+    async def run(self, start_at: float) -> None:
+        infer, close = await _open_client(self.target, self.timeout_s)
+        try:
+            # perf_counter for every offset: monotonic and fine-grained, unlike time.time.
+            t0 = time.perf_counter() + (start_at - time.time())
+            await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
+            cpu_before, wall_before = time.process_time(), time.perf_counter()
+            tasks = await self._schedule(infer, t0)
+            wall = time.perf_counter() - wall_before
+            self.cpu_share = (time.process_time() - cpu_before) / wall if wall > 0 else 0.0
+            if tasks:
+                # Every task bounds itself with the request timeout; this is a backstop.
+                _, pending = await asyncio.wait(tasks, timeout=self.timeout_s + 1.0)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
+        finally:
+            await close()
+
+    async def _schedule(self, infer: _Infer, t0: float) -> set[asyncio.Task]:
+        tasks: set[asyncio.Task] = set()
+        offsets, count = self.offsets, len(self.offsets)
+        index = 0
+        while index < count:
+            now = time.perf_counter() - t0
+            if self.stop is not None and self.stop.is_set():
+                self.stopped_at = now
+                break
+            wait = offsets[index] - now
+            if wait > 0:
+                await asyncio.sleep(min(wait, MAX_SLEEP_S))
+                continue
+            # Everything already due leaves now, in one go, rather than a sleep apiece.
+            due = int(np.searchsorted(offsets, now, side="right"))
+            for i in range(index, due):
+                task = asyncio.create_task(self._one(infer, i, t0))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            index = self.launched = due
+            # Let the new tasks start their sends before the next check of the clock.
+            await asyncio.sleep(0)
+        return tasks
+
+    async def _one(self, infer: _Infer, i: int, t0: float) -> None:
+        intended = self.offsets[i]
+        self.lag[i] = time.perf_counter() - t0 - intended
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await infer(self.pool[i % len(self.pool)])
+        except Exception as error:  # a failed request is a measurement, not a crash
+            self._failed(_error_kind(error), str(error))
+        except asyncio.CancelledError:  # the backstop after the last send, or Ctrl-C
+            self._failed("timeout", "no answer when the run ended")
+            raise
+        else:
+            self.latency[i] = time.perf_counter() - t0 - intended
+            self.ok[i] = True
+        finally:
+            self.in_flight -= 1
+
+    def _failed(self, kind: str, message: str) -> None:
+        self.errors[kind] += 1
+        if len(self.examples) < ERROR_EXAMPLES:
+            self.examples.append(f"{kind}: {message}" if message else kind)
+
+    def result(self, trace: Trace, start_at: float, cut: bool) -> LoadRun:
+        sent = self.launched
+        intended = self.offsets[:sent]
+        lag = self.lag[:sent]
+        latency, ok = self.latency[:sent], self.ok[:sent]
+        if self.stopped_at is not None:
+            end_s = min(self.stopped_at, trace.duration_s)
+        elif cut:
+            end_s = float(self.offsets[-1])  # max_requests cut the trace short
+        else:
+            end_s = trace.duration_s
+        planned = int(np.count_nonzero(self.offsets <= end_s))
+        return LoadRun(
+            trace=trace,
+            target=self.target,
+            started_at=start_at,
+            intended_s=intended,
+            latency_s=latency,
+            ok=ok,
+            errors=dict(self.errors),
+            error_examples=list(self.examples),
+            schedule=self._check(planned, sent, lag),
+            seconds=_per_second(trace, end_s, intended, latency, ok),
+            lag_s=lag,
+            end_s=end_s,
+        )
+
+    def _check(self, planned: int, sent: int, lag: np.ndarray) -> ScheduleCheck:
+        lag_ms = lag * 1000.0
+        lag_p99 = float(np.percentile(lag_ms, 99)) if sent else 0.0
+        lag_max = float(np.max(lag_ms)) if sent else 0.0
+        late_share = float(np.mean(lag_ms > LATE_MS)) if sent else 0.0
+        reasons = []
+        if sent < planned:
+            reasons.append(f"sent {sent} of the {planned} requests planned")
+        if late_share > LATE_SHARE_ALLOWED or lag_max > MAX_LAG_MS:
+            if self.cpu_share >= BUSY_CORE_SHARE:
+                cause = f"the generator used {self.cpu_share:.2f} of a core"
+            else:
+                cause = (
+                    f"the generator used only {self.cpu_share:.2f} of a core, so other "
+                    "processes on this machine (Triton shares its cores) held the CPU"
+                )
+            reasons.append(
+                f"sends ran up to {lag_max:.0f} ms late ({late_share:.0%} later than "
+                f"{LATE_MS:.0f} ms): {cause}"
+            )
+        if self.target.protocol == "http" and self.max_in_flight >= HTTP_CONNECTIONS:
+            reasons.append(
+                f"{self.max_in_flight} requests were in flight at once, the client's "
+                f"connection limit, so later ones queued in the generator: the target "
+                "answers too slowly for this rate"
+            )
+        reason = None
+        if reasons:
+            reason = "; ".join(reasons) + (
+                "; offer less load or run the generator on another machine"
+            )
+        return ScheduleCheck(
+            kept=not reasons,
+            planned=planned,
+            sent=sent,
+            lag_p99_ms=lag_p99,
+            lag_max_ms=lag_max,
+            late_share=late_share,
+            client_cpu_share=self.cpu_share,
+            reason=reason,
+            max_in_flight=self.max_in_flight,
+        )
+
+
+_Infer = Callable[[list], Awaitable[object]]
+
+
+async def _open_client(
+    target: Target, timeout_s: float
+) -> tuple[_Infer, Callable[[], Awaitable[None]]]:
+    """One tritonclient aio client for the run; created inside the running loop, as
+    both aiohttp and grpc.aio bind to it. The clients enforce the request timeout
+    themselves, which costs less per request than a wrapper task."""
+    outputs = requested_outputs(target.protocol)
+    if target.protocol == "http":
+        import tritonclient.http.aio as http_aio
+
+        http = http_aio.InferenceServerClient(
+            target.url, conn_limit=HTTP_CONNECTIONS, conn_timeout=timeout_s
+        )
+
+        async def infer_http(inputs: list) -> object:
+            return await http.infer(MODEL_NAME, inputs, outputs=outputs)
+
+        return infer_http, http.close
+    import tritonclient.grpc.aio as grpc_aio
+
+    grpc = grpc_aio.InferenceServerClient(target.url)
+
+    async def infer_grpc(inputs: list) -> object:
+        return await grpc.infer(MODEL_NAME, inputs, outputs=outputs, client_timeout=timeout_s)
+
+    return infer_grpc, grpc.close
+
+
+def _error_kind(error: BaseException) -> str:
+    """A short, countable name: gRPC status names, HTTP status codes, "timeout" (the
+    same word for both protocols), or the exception's class (connection refused...)."""
+    if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+        return "timeout"
+    status = getattr(error, "status", None)
+    code = status() if callable(status) else None
+    if isinstance(code, str) and code:
+        if code.startswith("StatusCode."):
+            name = code.removeprefix("StatusCode.")
+            return "timeout" if name == "DEADLINE_EXCEEDED" else name
+        return f"HTTP {code}" if code.isdigit() else code
+    return type(error).__name__
+
+
+def _per_second(
+    trace: Trace, end_s: float, intended: np.ndarray, latency: np.ndarray, ok: np.ndarray
+) -> list[SecondStats]:
+    seconds = np.floor(intended).astype(int)
+    rows = []
+    for second in range(math.ceil(end_s)):
+        in_second = seconds == second
+        good = in_second & ok
+        p50, p99 = _percentiles_ms(latency[good], (50.0, 99.0))
+        sent = int(np.count_nonzero(in_second))
+        succeeded = int(np.count_nonzero(good))
+        rows.append(
+            SecondStats(
+                second=second,
+                planned_rps=trace.expected_requests(second, second + 1),
+                sent=sent,
+                ok=succeeded,
+                failed=sent - succeeded,
+                p50_ms=p50,
+                p99_ms=p99,
+            )
+        )
+    return rows
+
+
+def _percentiles_ms(latency_s: np.ndarray, qs: tuple[float, ...]) -> list[float | None]:
+    """Percentiles from an HDR histogram in microseconds (3 significant digits), the
+    same way for every figure the reports show."""
+    if not len(latency_s):
+        return [None for _ in qs]
+    micros = np.maximum(1, np.rint(latency_s * 1e6)).astype(np.int64)
+    histogram = HdrHistogram(1, max(2, int(micros.max()) + 1), HISTOGRAM_DIGITS)
+    for value, count in zip(*np.unique(micros, return_counts=True), strict=True):
+        histogram.record_value(int(value), int(count))
+    return [histogram.get_value_at_percentile(q) / 1000.0 for q in qs]
