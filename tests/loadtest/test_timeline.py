@@ -413,3 +413,33 @@ def test_controller_sampler_stops_promptly_while_the_database_is_locked(
     stop_thread.start()
     stop_thread.join(timeout=6.0)
     assert not stop_thread.is_alive()
+
+
+def test_timeline_from_a_live_gateway_puts_each_pools_traffic_in_its_second(
+    live_gateway: LiveGateway,
+) -> None:
+    """Traffic to private in second 0, nothing in second 1, to burst in second 2."""
+    client = HttpClient(live_gateway.spec.http_port)
+    live_gateway.api.set_pool_weights({"private": 1})
+    try:
+        with GatewaySampler(live_gateway.spec.socket_path, interval_s=0.05) as sampler:
+            wait_for(lambda: bool(sampler.samples), timeout_s=2.0)
+            t0 = time.time() + 0.1
+            _sleep_until(t0 + 0.1)
+            answered = [client.infer() for _ in range(20)]
+            live_gateway.api.set_pool_weights({"burst": 1})
+            _sleep_until(t0 + 2.2)
+            answered += [client.infer() for _ in range(20)]
+            _sleep_until(t0 + 3.2)
+    finally:
+        client.close()
+    assert time.time() - t0 < 3.9, "the machine was too slow for the seconds to stay apart"
+    assert [name.split("-")[0] for name in answered] == ["private"] * 20 + ["burst"] * 20
+    rows = build_timeline(Run([Second(t) for t in range(3)], started_at=t0), sampler.samples)
+    assert rows[0].share == {"private": 1.0, "burst": 0.0}
+    assert rows[1].share == {}, "no responses in second 1"
+    assert rows[2].share == {"private": 0.0, "burst": 1.0}
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
