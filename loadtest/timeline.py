@@ -31,6 +31,8 @@ from spillover.drivers.haproxy import HTTP_BACKEND, RuntimeApi
 from spillover.drivers.haproxy_runtime import GatewayStats
 
 if TYPE_CHECKING:
+    # Only the type: a timeline reads a finished run's figures, so it (and report.py,
+    # which reads timelines) need not load the generator's Triton clients.
     from loadtest.generator import LoadRun
 
 logger = logging.getLogger(__name__)

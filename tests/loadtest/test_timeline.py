@@ -15,12 +15,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from loadtest import traces
+from loadtest.generator import LoadRun, ScheduleCheck, SecondStats, Target
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,
@@ -47,37 +50,40 @@ T0 = 1_700_000_000.0
 """Epoch of t = 0 in the synthetic runs."""
 
 
-# --- stand-ins for the generator's LoadRun (only what build_timeline reads) -----------
+# --- runs: the generator's own classes, with per-second figures made up ---------------
 
 
-@dataclass(frozen=True)
-class Second:
-    second: int
-    planned_rps: float = 10.0
-    sent: int = 10
-    ok: int = 10
-    failed: int = 0
-    p50_ms: float | None = 5.0
-    p99_ms: float | None = 20.0
+def stats(
+    second: int,
+    planned_rps: float = 10.0,
+    sent: int = 10,
+    ok: int = 10,
+    failed: int = 0,
+    p50_ms: float | None = 5.0,
+    p99_ms: float | None = 20.0,
+) -> SecondStats:
+    return SecondStats(second, planned_rps, sent, ok, failed, p50_ms, p99_ms)
 
 
-@dataclass(frozen=True)
-class FlatTrace:
-    rps: float = 10.0
+def load_run(seconds: list[SecondStats], started_at: float = T0) -> LoadRun:
+    """A run of a flat 10 rps trace; build_timeline reads only its seconds and start."""
+    empty = np.zeros(0)
+    return LoadRun(
+        trace=traces.constant(10.0, max(1, len(seconds))),
+        target=Target("127.0.0.1:1", "http"),
+        started_at=started_at,
+        intended_s=empty,
+        latency_s=empty,
+        ok=np.zeros(0, dtype=bool),
+        errors={},
+        error_examples=[],
+        schedule=ScheduleCheck(True, 0, 0, 0.0, 0.0, 0.0, 0.0, None),
+        seconds=seconds,
+    )
 
-    def expected_requests(self, since_s: float = 0.0, until_s: float | None = None) -> float:
-        return self.rps * ((until_s or since_s) - since_s)
 
-
-@dataclass
-class Run:
-    seconds: list[Second]
-    started_at: float = T0
-    trace: FlatTrace = field(default_factory=FlatTrace)
-
-
-def run_of(n_seconds: int) -> Any:
-    return Run([Second(t) for t in range(n_seconds)])
+def run_of(n_seconds: int) -> LoadRun:
+    return load_run([stats(t) for t in range(n_seconds)])
 
 
 def gw(at: float, **responses: int) -> GatewaySample:
@@ -93,19 +99,19 @@ def ctl(at: float, mode: str, **ready: int) -> ControllerSample:
 
 
 def test_one_row_per_second_with_the_generators_figures() -> None:
-    run = Run([Second(0, sent=5, ok=4, failed=1, p99_ms=30.0), Second(1), Second(2)])
+    run = load_run([stats(0, sent=5, ok=4, failed=1, p99_ms=30.0), stats(1), stats(2)])
     rows = build_timeline(run)
     assert [row.t for row in rows] == [0, 1, 2]
     assert rows[0] == TimelineRow(0, 10.0, 5, 4, 1, 5.0, 30.0, {}, {}, None)
 
 
 def test_a_second_the_generator_did_not_report_is_planned_but_empty() -> None:
-    rows = build_timeline(Run([Second(0), Second(2)]))
+    rows = build_timeline(load_run([stats(0), stats(2)]))
     assert rows[1] == TimelineRow(1, 10.0, 0, 0, 0, None, None, {}, {}, None)
 
 
 def test_no_seconds_no_rows() -> None:
-    assert build_timeline(Run([])) == []
+    assert build_timeline(load_run([])) == []
 
 
 def test_share_is_the_difference_between_the_samples_bracketing_each_second() -> None:
@@ -435,7 +441,7 @@ def test_timeline_from_a_live_gateway_puts_each_pools_traffic_in_its_second(
         client.close()
     assert time.time() - t0 < 3.9, "the machine was too slow for the seconds to stay apart"
     assert [name.split("-")[0] for name in answered] == ["private"] * 20 + ["burst"] * 20
-    rows = build_timeline(Run([Second(t) for t in range(3)], started_at=t0), sampler.samples)
+    rows = build_timeline(load_run([stats(t) for t in range(3)], started_at=t0), sampler.samples)
     assert rows[0].share == {"private": 1.0, "burst": 0.0}
     assert rows[1].share == {}, "no responses in second 1"
     assert rows[2].share == {"private": 0.0, "burst": 1.0}
