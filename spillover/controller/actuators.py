@@ -138,6 +138,7 @@ class LocalPoolDriver:
                 ready=ready[record.name],
                 started_at=started_at_epoch(record.started),
                 metrics_url=f"http://127.0.0.1:{ports[record.name].metrics}/metrics",
+                draining=record.interrupt_at is not None,
             )
             for record in records
         ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 from pathlib import Path
 
 from spillover.config import load_config
@@ -61,6 +63,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     weights.add_argument("shares", nargs="+", type=_share, metavar="POOL=SHARE")
     weights.set_defaults(func=_weights)
+
+    interrupt = actions.add_parser(
+        "interrupt",
+        help="give a replica a spot interruption notice: out of rotation now, a "
+        "replacement starts, and it is stopped when the notice runs out",
+    )
+    interrupt.add_argument("replica", help="e.g. burst-0 (see `local status`)")
+    interrupt.add_argument(
+        "--in",
+        dest="seconds",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="until it is stopped (default: %(default)g, as EC2 gives a spot instance); "
+        "the controller's next converge of its pool after that stops it",
+    )
+    interrupt.set_defaults(func=_interrupt)
 
     actions.add_parser("status", help="pools, replicas, ports, PIDs, readiness").set_defaults(
         func=_status
@@ -142,6 +161,16 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(args: argparse.Namespace) -> int:
+    stops_at = LocalStack(args.run_dir).notify_interruption(args.replica, args.seconds)
+    clock = time.strftime("%H:%M:%S", time.gmtime(stops_at))
+    print(
+        f"{args.replica} has an interruption notice: out of rotation now, "
+        f"stopped at {clock} UTC unless it exits first"
+    )
+    return 0
+
+
 def _down(args: argparse.Namespace) -> int:
     stopped = LocalStack(args.run_dir).down()
     print(f"stopped {stopped} process group(s)")
@@ -149,6 +178,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _print_status(stack: LocalStack) -> None:
+    now = time.time()
     rows = [
         [
             row.pool,
@@ -158,18 +188,39 @@ def _print_status(stack: LocalStack) -> None:
             "yes" if row.ready else ("starting" if row.running else "no"),
             row.gateway_state,
             row.weight if row.weight is not None else "-",
+            _notice(row.interrupt_at, now),
         ]
         for row in stack.status()
         if row.pid is not None or row.gateway_state not in ("MAINT", "?")
     ]
     headers = ["pool", "replica", "http/grpc/metrics", "pid", "ready", "gateway", "weight"]
+    if not any(row[-1] for row in rows):
+        rows = [row[:-1] for row in rows]  # no notice anywhere: no column for it
+    else:
+        headers.append("notice")
     print(format_table(headers, rows) if rows else "no replicas running")
+
+
+def _notice(interrupt_at: float | None, now: float) -> str:
+    if interrupt_at is None:
+        return ""
+    left = interrupt_at - now
+    if left > 0:
+        return f"stops in {math.ceil(left):.0f} s"
+    return f"notice ran out {-left:.0f} s ago: stopped at the next converge"
 
 
 def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
     return value
 
 

@@ -3,11 +3,17 @@
 Each local replica stands for one GPU replica of its pool. Replicas join the
 gateway only once Triton reports ready, and leave it drained before they stop,
 so scaling in either direction costs no request.
+
+A replica can be given an interruption notice, as a spot instance gets two minutes
+before the cloud takes it back: it leaves rotation at once, no longer counts toward
+its pool's size (so the next converge starts a replacement), and is stopped once
+the notice runs out.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sys
 import time
@@ -75,6 +81,8 @@ class ReplicaStatus:
     ready: bool
     gateway_state: str
     weight: int | None
+    interrupt_at: float | None = None
+    """When its interruption notice runs out (epoch seconds); None: no notice."""
 
 
 def is_ready(port: int, timeout: float = 0.5) -> bool:
@@ -93,6 +101,9 @@ class LocalStack:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = RunDir(run_dir)
+        self._said_waiting: set[tuple[str, ...]] = set()
+        """(pool, noticed replicas...) whose replacements were said to wait for a free
+        slot: said once, not every tick."""
 
     # --- commands ---------------------------------------------------------------
 
@@ -136,15 +147,18 @@ class LocalStack:
 
     def scale(self, pool: str, replicas: int, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Bring a pool to `replicas` live ones: dead replicas are replaced, new ones join
-        when ready, removed ones leave drained."""
+        when ready, removed ones leave drained. A replica with an interruption notice
+        counts as gone already (see `converge`)."""
         with self.run_dir.locked():
             state = self._require_state()
             slots = self._pool_slots(state, pool, replicas)
             self._reconcile(state, pool)
-            running = [state.replicas[s.name] for s in slots if s.name in state.replicas]
+            self._retire_noticed(state, pool)
+            running = _counted(state, slots)
             if replicas > len(running):
-                free = [s for s in slots if s.name not in state.replicas]
-                started = self._start_replicas(state, free[: replicas - len(running)])
+                started = self._start_replicas(
+                    state, self._free_slots(state, pool, slots, replicas - len(running))
+                )
                 try:
                     self._wait_ready_and_join(state, started, ready_timeout)
                 except BaseException:
@@ -157,17 +171,58 @@ class LocalStack:
     def converge(self, pool: str, replicas: int) -> None:
         """Move a pool towards `replicas` without waiting for readiness (the controller's
         scale): start missing replicas, let ready ones join the gateway, drain and stop
-        extra ones. Call it again each tick; weights are the caller's to set."""
+        extra ones. Call it again each tick; weights are the caller's to set.
+
+        A replica with an interruption notice does not count toward `replicas` (a
+        replacement starts in a free slot), stays drained, and is stopped once its
+        notice has run out."""
         with self.run_dir.locked():
             state = self._require_state()
             slots = self._pool_slots(state, pool, replicas)
             self._reconcile(state, pool, wait=False)
-            running = [state.replicas[s.name] for s in slots if s.name in state.replicas]
+            self._retire_noticed(state, pool)
+            running = _counted(state, slots)
             if replicas > len(running):
-                free = [s for s in slots if s.name not in state.replicas]
-                self._start_replicas(state, free[: replicas - len(running)])
+                free = self._free_slots(state, pool, slots, replicas - len(running))
+                if free:
+                    self._start_replicas(state, free)
             elif replicas < len(running):
                 self._stop_replicas(state, running[replicas:])
+
+    def notify_interruption(self, replica: str, seconds: float) -> float:
+        """Give a running replica notice that it will be stopped in `seconds`, as the cloud
+        does before reclaiming a spot instance: it is drained at the gateway now (requests
+        in flight finish, no new ones come), the next converge of its pool starts a
+        replacement, and the first converge after the notice runs out stops it.
+
+        Returns when the notice runs out (epoch seconds). A second notice never
+        postpones the first.
+        """
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise StackError(f"an interruption notice needs seconds > 0, not {seconds!r}")
+        with self.run_dir.locked():
+            state = self._require_state()
+            record = state.replicas.get(replica)
+            if record is None:
+                known = ", ".join(sorted(state.replicas)) or "none"
+                raise StackError(
+                    f"no replica {replica!r} runs in {self.run_dir.path} (replicas: {known})"
+                )
+            if not is_running(record.pid, record.started):
+                raise StackError(
+                    f"replica {replica} is not running (pid {record.pid} has exited): "
+                    f"there is nothing to interrupt; `local scale {record.pool} N` replaces it"
+                )
+            interrupt_at = time.time() + seconds
+            if record.interrupt_at is not None:
+                interrupt_at = min(interrupt_at, record.interrupt_at)
+            record.interrupt_at = interrupt_at
+            self._gateway().drain_server(replica)
+            self.run_dir.save(state)
+            logger.info(
+                "%s has an interruption notice: drained, stopped in %.0f s", replica, seconds
+            )
+            return interrupt_at
 
     def replica_records(self) -> tuple[LocalLayout, list[ReplicaRecord]]:
         """The layout and the replicas started (alive or not), for observers."""
@@ -236,6 +291,7 @@ class LocalStack:
                     ready=running and is_ready(slot.ports.http),
                     gateway_state=gateway_row.status if gateway_row else "?",
                     weight=gateway_row.weight if gateway_row else None,
+                    interrupt_at=record.interrupt_at if record else None,
                 )
             )
         return rows
@@ -335,7 +391,8 @@ class LocalStack:
     def _reconcile(self, state: StackState, pool: str, wait: bool = True) -> None:
         """Make the records true again after a kill: forget dead replicas, and let live,
         ready replicas that never joined the gateway (their `up` was killed, or the
-        controller started them) join it."""
+        controller started them) join it. A replica with an interruption notice never
+        joins again."""
         gateway = self._gateway()
         in_maintenance = {row.server for row in gateway.server_stats() if row.status == "MAINT"}
         slots = {slot.name: slot for slot in state.layout.pool_slots(pool)}
@@ -343,7 +400,11 @@ class LocalStack:
         for record in state.pool_replicas(pool):
             if not is_running(record.pid, record.started):
                 dead.append(record)
-            elif record.name in in_maintenance and is_ready(slots[record.name].ports.http):
+            elif (
+                record.interrupt_at is None
+                and record.name in in_maintenance
+                and is_ready(slots[record.name].ports.http)
+            ):
                 gateway.enable_server(record.name)
                 if wait:
                     gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
@@ -353,6 +414,50 @@ class LocalStack:
         for record in dead:
             del state.replicas[record.name]
         self.run_dir.save(state)
+
+    def _retire_noticed(self, state: StackState, pool: str) -> None:
+        """Keep replicas with an interruption notice out of rotation (again: draining is
+        idempotent, and a restarted gateway would have them in maintenance), and stop
+        those whose notice has run out, without a drain wait: they are drained already."""
+        noticed = [r for r in state.pool_replicas(pool) if r.interrupt_at is not None]
+        if not noticed:
+            return
+        gateway = self._gateway()
+        now = time.time()
+        due = [record for record in noticed if (record.interrupt_at or 0.0) <= now]
+        for record in noticed:
+            if record in due:
+                gateway.disable_server(record.name)
+            else:
+                gateway.drain_server(record.name)
+        if not due:
+            return
+        self._stop_processes(due)
+        for record in due:
+            logger.info("%s stopped: its interruption notice ran out", record.name)
+            del state.replicas[record.name]
+        self.run_dir.save(state)
+
+    def _free_slots(
+        self, state: StackState, pool: str, slots: list[Slot], missing: int
+    ) -> list[Slot]:
+        """Up to `missing` slots with no replica; says once when replacements must wait
+        for replicas with a notice to stop because every slot is taken."""
+        free = [slot for slot in slots if slot.name not in state.replicas]
+        noticed = sorted(r.name for r in state.pool_replicas(pool) if r.interrupt_at is not None)
+        waiting = (pool, *noticed)
+        if len(free) >= missing or not noticed:
+            self._said_waiting = {said for said in self._said_waiting if said[0] != pool}
+        elif waiting not in self._said_waiting:
+            self._said_waiting.add(waiting)
+            logger.warning(
+                "pool %s has no free slot for %d replacement(s): they wait for %s "
+                "(interruption notice) to stop",
+                pool,
+                missing - len(free),
+                ", ".join(noticed),
+            )
+        return free[:missing]
 
     def _stop_processes(self, records: list[ReplicaRecord]) -> int:
         """Stop replicas in parallel and clean the shared memory they leave when killed."""
@@ -388,7 +493,10 @@ class LocalStack:
     def _apply_weights(self, state: StackState) -> dict[str, int]:
         """Pool shares as set, or by live replicas when none were set (or when the set
         shares would leave every ready replica without traffic)."""
-        by_replicas = {pool: len(state.pool_replicas(pool)) for pool in state.layout.pool_names}
+        by_replicas = {
+            pool: sum(1 for r in state.pool_replicas(pool) if r.interrupt_at is None)
+            for pool in state.layout.pool_names
+        }
         shares = state.weights or by_replicas
         if state.weights and not self._routes_somewhere(state.weights):
             logger.warning(
@@ -451,3 +559,9 @@ class LocalStack:
                 f"run `spillover local --run-dir {self.run_dir.path} up`"
             )
         return state
+
+
+def _counted(state: StackState, slots: list[Slot]) -> list[ReplicaRecord]:
+    """The pool's replicas that count toward its size: every one without a notice."""
+    records = [state.replicas.get(slot.name) for slot in slots]
+    return [record for record in records if record is not None and record.interrupt_at is None]

@@ -35,6 +35,9 @@ class ReplicaRecord:
     started: int
     """The process's start time in clock ticks after boot: with pid, its identity."""
     log: str
+    interrupt_at: float | None = None
+    """Epoch seconds when the cloud takes it back (a spot interruption notice): out of
+    rotation from the notice on, stopped once this passes. None: no notice."""
 
 
 @dataclass
