@@ -9,9 +9,9 @@ demo: setup
 	$(BIN)/spillover demo
 
 test: setup
-	$(BIN)/ruff check spillover tests
-	$(BIN)/ruff format --check spillover tests
-	$(BIN)/mypy spillover
+	$(BIN)/ruff check spillover loadtest tests
+	$(BIN)/ruff format --check spillover loadtest tests
+	$(BIN)/mypy spillover loadtest
 	$(BIN)/lint-imports
 	$(BIN)/pytest
 
