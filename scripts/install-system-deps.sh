@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs the system packages spillover needs that pip cannot provide: HAProxy 2.6+.
-# Runs apt-get only when something is missing and we are root; otherwise says how.
+# Installs the system packages spillover needs that pip cannot provide: HAProxy 2.6+
+# (the local gateway) and iptables (the metrics-outage drill blocks Triton's metrics
+# ports with it). Runs apt-get only when something is missing and we are root;
+# otherwise says how.
 set -eu
 
 haproxy_ok() {
@@ -11,18 +13,30 @@ haproxy_ok() {
     [ "${1:-0}" -gt 2 ] || { [ "${1:-0}" -eq 2 ] && [ "${2:-0}" -ge 6 ]; }
 }
 
-if haproxy_ok; then
-    exit 0
-fi
+iptables_ok() {
+    command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]
+}
+
+missing=""
+haproxy_ok || missing="haproxy"
+iptables_ok || missing="$missing iptables"
+[ -n "$missing" ] || exit 0
+
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing haproxy with apt-get ..."
+    echo "installing$missing with apt-get ..."
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-    haproxy_ok && exit 0
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
-cat >&2 <<'MSG'
+if ! haproxy_ok; then
+    cat >&2 <<'MSG'
 spillover needs HAProxy 2.6 or newer for its local gateway, and it is not installed.
   Debian/Ubuntu:  sudo apt-get install haproxy
   elsewhere:      install haproxy 2.6+ and put it on PATH
 MSG
-exit 1
+    exit 1
+fi
+if ! iptables_ok; then
+    echo "note: iptables is not installed; only the metrics-outage drill needs it" >&2
+fi
+exit 0
