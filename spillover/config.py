@@ -307,7 +307,7 @@ def parse_config(document: Any, source: str = "config") -> SpilloverConfig:
     try:
         return SpilloverConfig.model_validate(document)
     except ValidationError as error:
-        raise ConfigError(f"{source} is invalid:\n{_describe(error)}") from None
+        raise ConfigError(f"{source} is invalid:\n{describe_validation_error(error)}") from None
 
 
 def load_config(path: Path | str) -> SpilloverConfig:
@@ -332,7 +332,8 @@ def json_schema() -> str:
     return json.dumps(SpilloverConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
+    """Every bad key of a document, one per line, with why."""
     lines = []
     for problem in error.errors(include_url=False):
         key = _key(problem["loc"])
