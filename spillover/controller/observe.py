@@ -433,7 +433,8 @@ def _parse(
             return triton_metrics.parse_counters(answer)
         except ValueError as error:
             problem = f"not Prometheus text ({error})"
-    # A starting replica often has no metrics endpoint yet; a ready one should.
-    level = logging.WARNING if replica.ready else logging.DEBUG
+    # A starting replica often has no metrics endpoint yet, nor one on its way out; a
+    # ready one should.
+    level = logging.WARNING if replica.ready and not replica.draining else logging.DEBUG
     logger.log(level, "no metrics from %s at %s: %s", replica.name, replica.metrics_url, problem)
     return None

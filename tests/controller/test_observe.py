@@ -6,6 +6,7 @@ and values that go stale (reused for a while, then None, never 0).
 
 from __future__ import annotations
 
+import logging
 import threading
 import urllib.error
 from dataclasses import dataclass, field
@@ -614,3 +615,15 @@ def test_metrics_age_is_none_without_a_ready_replica(alive: bool, draining: bool
     private = world.tick(seconds=STALE_AFTER_S * 3).pool("private")
     assert private.ready == 0
     assert private.metrics_age_s is None
+
+
+def test_a_draining_replica_without_metrics_is_no_warning(caplog: pytest.LogCaptureFixture):
+    """A terminating pod's /metrics goes away as it stops: expected, not worth a warning."""
+    world = rig("private-0")
+    world.add("private-1", draining=True)
+    world.unreadable.update({"private-0", "private-1"})
+    with caplog.at_level(logging.DEBUG, logger="spillover.controller.observe"):
+        world.observe()
+    said = [(r.getMessage(), r.levelno) for r in caplog.records]
+    levels = {message.split()[3]: level for message, level in said if "no metrics" in message}
+    assert levels == {"private-0": logging.WARNING, "private-1": logging.DEBUG}
