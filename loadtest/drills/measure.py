@@ -1,0 +1,249 @@
+"""Figures a drill reads off what it observed: when something first happened after a
+moment, how long p99 stayed over the SLO, what the controller decided and when, what
+the ledger charged. Plain functions over samples, so each is testable on its own."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadtest.drills.harness import DrillStack, Observed
+from loadtest.generator import LoadRun
+from loadtest.report import Check, Event, Report
+from loadtest.timeline import ControllerSample, GatewaySample, build_timeline
+from spillover.controller.ledger import DecisionRecord, Ledger
+from spillover.drivers.haproxy import pool_of_server
+
+SCALE = re.compile(r"^scale (?P<pool>\S+) to (?P<replicas>\d+)$")
+RECOVERY_WINDOW_S = 0.5
+"""p99 is judged over windows this long (by intended send time): 100 requests at 200 rps."""
+
+
+def first_at(
+    samples: Iterable[GatewaySample | ControllerSample],
+    since: float,
+    condition: Callable[[Any], bool],
+) -> float | None:
+    """When a sample at or after `since` first met the condition."""
+    for sample in samples:
+        if sample.at >= since and condition(sample):
+            return sample.at
+    return None
+
+
+def statuses(sample: GatewaySample, pool: str) -> dict[str, str]:
+    """The gateway's view of one pool's servers in a sample."""
+    return {
+        server: status
+        for server, status in sample.status_by_server.items()
+        if _pool_of(server) == pool
+    }
+
+
+def up_count(sample: GatewaySample, pool: str) -> int:
+    return sum(1 for status in statuses(sample, pool).values() if status == "UP")
+
+
+def none_up(pool: str) -> Callable[[GatewaySample], bool]:
+    return lambda sample: "UP" not in statuses(sample, pool).values()
+
+
+def share_at(samples: Sequence[GatewaySample], pool: str, at: float, window_s: float = 1.0):
+    """The pool's share of the gateway's responses over the window ending at `at`;
+    None without two samples around it (or across a gateway restart)."""
+    before = [s for s in samples if s.at <= at - window_s]
+    after = [s for s in samples if s.at <= at]
+    if not before or not after or before[-1] is after[-1]:
+        return None
+    start, end = before[-1].responses_by_pool, after[-1].responses_by_pool
+    deltas = {name: end.get(name, 0) - start.get(name, 0) for name in end}
+    if any(delta < 0 for delta in deltas.values()) or not sum(deltas.values()):
+        return None
+    return deltas.get(pool, 0) / sum(deltas.values())
+
+
+def first_share_at_least(
+    samples: Sequence[GatewaySample], pool: str, since: float, share: float
+) -> float | None:
+    for sample in samples:
+        if sample.at >= since:
+            measured = share_at(samples, pool, sample.at)
+            if measured is not None and measured >= share:
+                return sample.at
+    return None
+
+
+def recovery_s(run: LoadRun, after_s: float, until_s: float, slo_ms: float) -> float:
+    """Seconds after `after_s` until every later window (to `until_s`) of requests, by
+    intended send time, has no failure and a p99 within the SLO; 0 if none was bad."""
+    in_range = (run.intended_s >= after_s) & (run.intended_s < until_s)
+    windows = ((run.intended_s[in_range] - after_s) // RECOVERY_WINDOW_S).astype(int)
+    ok = run.ok[in_range]
+    latency_ms = run.latency_s[in_range] * 1000.0
+    last_bad = -1
+    for window in np.unique(windows):
+        members = windows == window
+        if not ok[members].all():
+            last_bad = max(last_bad, int(window))
+            continue
+        if float(np.percentile(latency_ms[members], 99)) > slo_ms:
+            last_bad = max(last_bad, int(window))
+    return (last_bad + 1) * RECOVERY_WINDOW_S
+
+
+def within_slo_share(run: LoadRun, since_s: float, until_s: float, slo_ms: float) -> float | None:
+    """Share of the requests intended in [since, until) answered within the SLO."""
+    in_range = (run.intended_s >= since_s) & (run.intended_s < until_s)
+    if not in_range.any():
+        return None
+    good = run.ok[in_range] & (run.latency_s[in_range] * 1000.0 <= slo_ms)
+    return float(good.mean())
+
+
+def failed_between(run: LoadRun, since_s: float, until_s: float = math.inf) -> int:
+    in_range = (run.intended_s >= since_s) & (run.intended_s < until_s)
+    return int((~run.ok[in_range]).sum())
+
+
+# --- the controller's record -------------------------------------------------------------
+
+
+def decisions_since(database: Path, at: float) -> list[DecisionRecord]:
+    with Ledger(database, window_seconds=None) as ledger:
+        return ledger.decisions_since(at)
+
+
+def first_mode(records: Sequence[DecisionRecord], mode: str, since: float) -> float | None:
+    for record in records:
+        if record.at >= since and record.kind == "SetMode" and record.decision == f"mode {mode}":
+            return record.at
+    return None
+
+
+def first_mode_other_than(
+    records: Sequence[DecisionRecord], mode: str, since: float
+) -> float | None:
+    for record in records:
+        if record.at >= since and record.kind == "SetMode" and record.decision != f"mode {mode}":
+            return record.at
+    return None
+
+
+@dataclass(frozen=True)
+class Resize:
+    at: float
+    pool: str
+    before: int | None
+    after: int
+    reason: str
+
+
+def resizes(records: Sequence[DecisionRecord], sizes: dict[str, int]) -> list[Resize]:
+    """Scale decisions that changed a pool's size, given the sizes before the first."""
+    known = dict(sizes)
+    changes = []
+    for record in records:
+        match = SCALE.match(record.decision) if record.kind == "ScalePool" else None
+        if match is None:
+            continue
+        pool, replicas = match["pool"], int(match["replicas"])
+        if known.get(pool) != replicas:
+            changes.append(Resize(record.at, pool, known.get(pool), replicas, record.reason))
+            known[pool] = replicas
+    return changes
+
+
+def desired_sizes(sample: ControllerSample | None) -> dict[str, int]:
+    if sample is None:
+        return {}
+    return {name: int(pool["desired"]) for name, pool in sample.pools.items() if pool["desired"]}
+
+
+def last_before(samples: Sequence[ControllerSample], at: float) -> ControllerSample | None:
+    earlier = [sample for sample in samples if sample.at <= at]
+    return earlier[-1] if earlier else None
+
+
+def spend_by_pool(database: Path, since: float, until: float) -> dict[str, float]:
+    """USD the ledger charged each pool for the windows overlapping [since, until)."""
+    with Ledger(database, window_seconds=None) as ledger:
+        return {str(row.key): row.usd for row in ledger.spend(since, until, by="pool")}
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def failed_requests_check(run: LoadRun, threshold: int) -> Check:
+    limit = None
+    if run.failed:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(run.errors.items()))
+        limit = f"failed requests: {kinds}"
+    return Check("failed requests", run.failed, threshold, "<=", "requests", limit)
+
+
+def drill_report(
+    kind: str,
+    title: str,
+    stack: DrillStack,
+    observed: Observed,
+    checks: list[Check],
+    figures: dict[str, Any],
+    events: list[Event],
+    notes: list[str],
+    settings: dict[str, Any],
+) -> Report:
+    run = observed.run
+    spend = spend_by_pool(stack.database, run.started_at, run.started_at + run.trace.duration_s)
+    common: dict[str, Any] = {
+        "offered_rps_peak": round(run.trace.peak_rps, 1),
+        "requests_sent": run.sent,
+        "requests_ok": run.succeeded,
+        "requests_failed": run.failed,
+        "p50_ms": _rounded(run.percentile_ms(50)),
+        "p99_ms": _rounded(run.percentile_ms(99)),
+        "generator_kept_schedule": run.schedule.kept,
+        "generator_send_lag_p99_ms": round(run.schedule.lag_p99_ms, 2),
+        "generator_cpu_share": round(run.schedule.client_cpu_share, 2),
+        **{f"spend_{pool}_usd": round(usd, 5) for pool, usd in spend.items()},
+        "spend_total_usd": round(sum(spend.values()), 5),
+    }
+    if not run.schedule.kept:
+        notes = [f"The load generator could not keep its schedule: {run.schedule.reason}", *notes]
+    return Report(
+        kind=kind,
+        title=title,
+        started_at=run.started_at,
+        slo_p99_ms=stack.config.slo.p99_latency_ms,
+        checks=checks,
+        figures={**figures, **common},
+        timeline=build_timeline(run, observed.gateway, observed.controller),
+        events=events,
+        notes=notes,
+        settings=settings,
+    )
+
+
+def event_at(at: float | None, started_at: float, label: str) -> list[Event]:
+    """An event for the report if it happened (`at` in epoch seconds)."""
+    return [] if at is None else [Event(at - started_at, label)]
+
+
+def seconds_after(at: float | None, since: float) -> float | None:
+    return None if at is None else round(at - since, 3)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _pool_of(server: str) -> str | None:
+    try:
+        return pool_of_server(server)
+    except ValueError:
+        return None
