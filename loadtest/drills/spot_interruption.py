@@ -1,0 +1,184 @@
+"""`spillover drill spot-interruption`: a spot replica gets its two-minute notice.
+
+Under load that keeps burst busy, one burst replica is told it will be reclaimed in
+`notice_s` (two minutes in the cloud), and when the notice runs out it is SIGKILLed
+as the cloud would. It must be out of rotation at the gateway before it dies, with
+no request in flight on it, and a replacement must be serving before then, with no
+failed request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadtest.drills import measure
+from loadtest.drills.harness import (
+    Action,
+    DrillError,
+    DrillStack,
+    Observed,
+    Where,
+    run_with_actions,
+)
+from loadtest.drills.settings import DrillSettings, stack_config
+from loadtest.report import Check, Event, Report
+from loadtest.traces import constant
+from spillover.drivers.haproxy import RuntimeApi
+
+NOTICE = "t0: interruption notice"
+RECLAIM = "notice runs out: replica SIGKILLed"
+
+
+@dataclass
+class Interruption:
+    """The cloud's side: a notice, then the reclaim, and what the gateway showed then."""
+
+    stack: DrillStack
+    pool: str
+    notice_s: float
+    victim: str | None = None
+    status_at_reclaim: str | None = None
+    in_flight_at_reclaim: int | None = None
+    killed: bool = False
+
+    def notify(self) -> None:
+        running = self.stack.replicas(self.pool)
+        if not running:
+            raise DrillError(f"no {self.pool} replica runs to interrupt")
+        self.victim = running[0].name
+        self.stack.stack.notify_interruption(self.victim, self.notice_s)
+
+    def reclaim(self) -> None:
+        rows = [
+            row
+            for row in RuntimeApi(self.stack.stack.run_dir.gateway_socket).server_stats()
+            if row.server == self.victim
+        ]
+        self.status_at_reclaim = ",".join(sorted({row.status for row in rows}))
+        self.in_flight_at_reclaim = sum(row.current_sessions for row in rows)
+        victims = [r for r in self.stack.replicas(self.pool) if r.name == self.victim]
+        self.killed = bool(self.stack.kill(victims))
+
+
+def run(settings: DrillSettings, where: Where) -> Report:
+    drill = settings.spot_interruption
+    config = stack_config(settings, drill, "spot-interruption.overrides")
+    with DrillStack(config, where) as stack:
+        spot = [p for p in stack.pools_of("burst") if stack.pool_config(p).capacity_type == "spot"]
+        if not spot or stack.pool_config(spot[0]).min_replicas < 1:
+            raise DrillError(
+                "the spot-interruption drill needs a spot pool with min_replicas >= 1 "
+                "(set it in spot-interruption.overrides)"
+            )
+        pool = spot[0]
+        rps = drill.load_share * stack.private_capacity_rps
+        trace = constant(rps, drill.warmup_s + drill.notice_s + drill.after_s)
+        interruption = Interruption(stack, pool, drill.notice_s)
+        observed = run_with_actions(
+            stack,
+            trace,
+            settings.stack,
+            [
+                Action(drill.warmup_s, NOTICE, interruption.notify),
+                Action(drill.warmup_s + drill.notice_s, RECLAIM, interruption.reclaim),
+            ],
+        )
+        run_ = observed.run
+        noticed, reclaimed = observed.done[NOTICE], observed.done[RECLAIM]
+        victim = interruption.victim or ""
+        drained = measure.first_at(
+            observed.gateway, noticed, lambda s: s.status_by_server.get(victim) != "UP"
+        )
+        up_at_notice = {
+            server for server, status in _sample_at(observed, noticed).items() if status == "UP"
+        }
+        replacement = measure.first_at(
+            observed.gateway,
+            noticed,
+            lambda s: any(
+                status == "UP" and server not in up_at_notice and server != victim
+                for server, status in measure.statuses(s, pool).items()
+            ),
+        )
+        margin = None if replacement is None else round(reclaimed - replacement, 3)
+        drained_cleanly = (
+            interruption.status_at_reclaim not in (None, "UP")
+            and interruption.in_flight_at_reclaim == 0
+        )
+        thresholds = drill.thresholds
+        checks = [
+            measure.failed_requests_check(run_, thresholds.failed_requests),
+            Check(
+                "out of rotation after the notice",
+                measure.seconds_after(drained, noticed),
+                thresholds.drain_s,
+                "<=",
+                "s",
+                None if drained else f"{victim} stayed UP at the gateway",
+            ),
+            Check(
+                "drained (no request in flight) when reclaimed",
+                1.0 if drained_cleanly else 0.0,
+                1.0,
+                ">=",
+                "yes/no",
+                None
+                if drained_cleanly
+                else f"at the reclaim the gateway showed {victim} "
+                f"{interruption.status_at_reclaim} with "
+                f"{interruption.in_flight_at_reclaim} request(s) in flight",
+            ),
+            Check(
+                "replacement serving before the reclaim",
+                margin,
+                thresholds.replacement_margin_s,
+                ">=",
+                "s",
+                None
+                if margin is not None and margin >= thresholds.replacement_margin_s
+                else "a replacement needs a free slot (max_replicas) and its cold start "
+                f"({stack.pool_config(pool).cold_start_seconds:g} s) within the notice",
+            ),
+        ]
+        figures = {
+            "load_rps": round(rps, 1),
+            "interrupted_replica": victim,
+            "notice_s": drill.notice_s,
+            "out_of_rotation_after_notice_s": measure.seconds_after(drained, noticed),
+            "replacement_ready_after_notice_s": measure.seconds_after(replacement, noticed),
+            "replacement_margin_s": margin,
+            "gateway_state_at_reclaim": interruption.status_at_reclaim,
+            "in_flight_at_reclaim": interruption.in_flight_at_reclaim,
+            "killed_at_reclaim": interruption.killed,
+            "p99_after_notice_ms": run_.percentile_ms(99, observed.offset(NOTICE)),
+        }
+        events = [
+            Event(observed.offset(NOTICE), f"{NOTICE} ({victim}, {drill.notice_s:g} s)"),
+            *measure.event_at(drained, run_.started_at, "out of rotation"),
+            *measure.event_at(replacement, run_.started_at, "replacement ready"),
+            Event(observed.offset(RECLAIM), RECLAIM),
+        ]
+        notes = [
+            f"The notice lasts {drill.notice_s:g} s here; EC2 gives two minutes. "
+            "Locally the stack plays AWS's part: it takes the replica out of rotation at "
+            "the notice (as the node termination handler cordons and drains the node) "
+            "and the controller's next converge starts a replacement.",
+        ]
+        if not interruption.killed:
+            notes.append(f"{victim} had already stopped when its notice ran out.")
+        return measure.drill_report(
+            "spot-interruption",
+            f"Spot interruption drill: {victim} reclaimed under {rps:.0f} rps",
+            stack,
+            observed,
+            checks,
+            figures,
+            events,
+            notes,
+            {"drill": drill.model_dump(), "stack": settings.stack.model_dump(mode="json")},
+        )
+
+
+def _sample_at(observed: Observed, at: float) -> dict[str, str]:
+    earlier = [sample for sample in observed.gateway if sample.at <= at]
+    return earlier[-1].status_by_server if earlier else {}
