@@ -1,0 +1,73 @@
+"""The drill config: the packaged one is valid, bad keys are named, overrides merge
+into the stack's controller config by pool name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadtest.drills.settings import load_drill_settings, stack_config
+from spillover.config import ConfigError
+
+SHORT = Path(__file__).parent / "drills-short.yaml"
+
+
+def test_the_packaged_and_the_ci_drill_configs_make_valid_stacks():
+    for path in (None, SHORT):
+        settings = load_drill_settings() if path is None else load_drill_settings(path)
+        for drill, name in [
+            (settings.failover, "failover"),
+            (settings.burst, "burst"),
+            (settings.spot_interruption, "spot-interruption"),
+            (settings.metrics_outage, "metrics-outage"),
+        ]:
+            config = stack_config(settings, drill, f"{name}.overrides")
+            assert {pool.role for pool in config.pools} == {"private", "burst"}
+
+
+def test_overrides_change_one_pool_by_name_and_keep_the_rest():
+    settings = load_drill_settings()
+    config = stack_config(settings, settings.failover, "failover.overrides")
+    private = next(pool for pool in config.pools if pool.name == "private")
+    burst = next(pool for pool in config.pools if pool.name == "burst")
+    assert (private.min_replicas, private.max_replicas) == (2, 2)
+    assert burst.min_replicas == 1
+    assert burst.price.usd_per_replica_hour == 0.45  # untouched keys stay
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "drills.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_every_bad_key_is_named_and_nothing_runs(tmp_path):
+    path = write(
+        tmp_path,
+        "failover:\n  load_shar: 1\n  thresholds: {recovery_s: -1}\nbursts: {}\n",
+    )
+    with pytest.raises(ConfigError) as error:
+        load_drill_settings(path)
+    message = str(error.value)
+    assert "failover.load_shar: unknown key" in message
+    assert "failover.thresholds.recovery_s: Input should be greater than 0" in message
+    assert "bursts: unknown key" in message
+
+
+def test_an_override_of_a_missing_pool_or_a_bad_value_is_named(tmp_path):
+    settings = load_drill_settings(write(tmp_path, "burst:\n  overrides: {pools: {gpu: {}}}\n"))
+    with pytest.raises(ConfigError, match="burst.overrides.pools: no pool named gpu"):
+        stack_config(settings, settings.burst, "burst.overrides")
+    settings = load_drill_settings(
+        write(tmp_path, "burst:\n  overrides: {policy: {tick_seconds: 0}}\n")
+    )
+    with pytest.raises(ConfigError, match="policy.tick_seconds: Input should be greater"):
+        stack_config(settings, settings.burst, "burst.overrides")
+
+
+def test_unreadable_yaml_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_drill_settings(write(tmp_path, "failover: [\n"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_drill_settings(tmp_path / "missing.yaml")
