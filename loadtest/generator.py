@@ -265,7 +265,9 @@ class _Sender:
         try:
             await infer(self.pool[i % len(self.pool)])
         except Exception as error:  # a failed request is a measurement, not a crash
-            self._failed(_error_kind(error), str(error))
+            kind = _error_kind(error)
+            silent = kind == "timeout" and not str(error)
+            self._failed(kind, f"no answer within {self.timeout_s:g} s" if silent else str(error))
         except asyncio.CancelledError:  # the backstop after the last send, or Ctrl-C
             self._failed("timeout", "no answer when the run ended")
             raise
@@ -329,9 +331,8 @@ class _Sender:
             )
         if self.target.protocol == "http" and self.max_in_flight >= HTTP_CONNECTIONS:
             reasons.append(
-                f"{self.max_in_flight} requests were in flight at once, the client's "
-                f"connection limit, so later ones queued in the generator: the target "
-                "answers too slowly for this rate"
+                f"{self.max_in_flight} requests were in flight at once, over the client's "
+                f"{HTTP_CONNECTIONS} connections, so some waited in the generator for one"
             )
         reason = None
         if reasons:

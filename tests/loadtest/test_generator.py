@@ -192,6 +192,7 @@ def test_an_unanswered_request_times_out_and_the_run_still_ends(fake_triton: Fak
     run = _run(fake_triton.url, constant(20, 1), request_timeout_s=0.5, seed=6)
     assert time.monotonic() - began < 1 + 0.2 + 0.5 + 1.0
     assert run.sent > 5 and run.errors == {"timeout": run.sent}
+    assert run.error_examples[0] == "timeout: no answer within 0.5 s"
 
 
 def test_stop_ends_the_run_and_the_plan_is_what_was_due_by_then(
