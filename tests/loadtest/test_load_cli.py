@@ -148,7 +148,7 @@ def test_a_missed_goal_fails_with_what_limits_it(
         local_stack,
         model_repo,
         tmp_path,
-        *("--protocol", "http", "--rps", "50", "--duration", "1", "--slo-ms", "0.01"),
+        *("--rps", "50", "--duration", "1", "--slo-ms", "0.01"),
     )
     assert code == 1
     (latency,) = [check for check in report["checks"] if check["name"] == "p99 latency"]
