@@ -183,9 +183,11 @@ def run_load(
     requests = sample_requests(n_users, n_items, min(REQUEST_POOL, max(1, len(offsets))), seed)
     pool = [build_inputs(target.protocol, r.user_ids, r.histories) for r in requests]
     start_at = time.time() + DEFAULT_START_DELAY_S if start_at is None else start_at
-    sender = _Sender(target, offsets, pool, request_timeout_s, stop)
+    # The planned window: the whole trace, or up to the last request max_requests allows.
+    until_s = float(offsets[-1]) if len(every) > max_requests else trace.duration_s
+    sender = _Sender(target, offsets, until_s, pool, request_timeout_s, stop)
     asyncio.run(sender.run(start_at))
-    return sender.result(trace, start_at, cut=len(every) > max_requests)
+    return sender.result(trace, start_at)
 
 
 class _Sender:
@@ -195,12 +197,14 @@ class _Sender:
         self,
         target: Target,
         offsets: np.ndarray,
+        until_s: float,
         pool: list[list],
         timeout_s: float,
         stop: threading.Event | None,
     ) -> None:
         self.target = target
         self.offsets = offsets
+        self.until_s = until_s
         self.pool = pool
         self.timeout_s = timeout_s
         self.stop = stop
@@ -240,7 +244,7 @@ class _Sender:
         tasks: set[asyncio.Task] = set()
         offsets, count = self.offsets, len(self.offsets)
         index = 0
-        while index < count:
+        while True:
             now = time.perf_counter() - t0
             # Everything already due leaves now, in one go, rather than a sleep apiece.
             due = int(np.searchsorted(offsets, now, side="right"))
@@ -252,9 +256,12 @@ class _Sender:
             if self.stop is not None and self.stop.is_set():
                 self.stopped_at = now
                 break
-            if index < count:
-                # The new tasks start their sends while this sleeps.
-                await asyncio.sleep(min(max(0.0, offsets[index] - now), MAX_SLEEP_S))
+            if index >= count and now >= self.until_s:
+                break
+            # The new tasks start their sends while this sleeps. After the last request
+            # it sleeps to the end of the window: a quiet end is part of the trace too.
+            next_s = offsets[index] if index < count else self.until_s
+            await asyncio.sleep(min(max(0.0, next_s - now), MAX_SLEEP_S))
         return tasks
 
     async def _one(self, infer: _Infer, i: int, t0: float) -> None:
@@ -282,17 +289,12 @@ class _Sender:
         if len(self.examples) < ERROR_EXAMPLES:
             self.examples.append(f"{kind}: {message}" if message else kind)
 
-    def result(self, trace: Trace, start_at: float, cut: bool) -> LoadRun:
+    def result(self, trace: Trace, start_at: float) -> LoadRun:
         sent = self.launched
         intended = self.offsets[:sent]
         lag = self.lag[:sent]
         latency, ok = self.latency[:sent], self.ok[:sent]
-        if self.stopped_at is not None:
-            end_s = min(self.stopped_at, trace.duration_s)
-        elif cut:
-            end_s = float(self.offsets[-1])  # max_requests cut the trace short
-        else:
-            end_s = trace.duration_s
+        end_s = self.until_s if self.stopped_at is None else min(self.stopped_at, self.until_s)
         planned = int(np.count_nonzero(self.offsets <= end_s))
         return LoadRun(
             trace=trace,
@@ -311,8 +313,9 @@ class _Sender:
 
     def _check(self, planned: int, sent: int, lag: np.ndarray) -> ScheduleCheck:
         lag_ms = lag * 1000.0
-        lag_p99 = float(np.percentile(lag_ms, 99)) if sent else 0.0
-        lag_max = float(np.max(lag_ms)) if sent else 0.0
+        # nan-aware: a task cancelled (Ctrl-C) before it started has no lag.
+        lag_p99 = float(np.nanpercentile(lag_ms, 99)) if sent else 0.0
+        lag_max = float(np.nanmax(lag_ms)) if sent else 0.0
         late_share = float(np.mean(lag_ms > LATE_MS)) if sent else 0.0
         reasons = []
         if sent < planned:

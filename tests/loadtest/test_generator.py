@@ -224,6 +224,18 @@ def test_max_requests_bounds_the_run(fake_triton: FakeTriton) -> None:
     assert len(run.seconds) == math.ceil(run.end_s)
 
 
+def test_a_quiet_end_of_the_trace_is_waited_out(fake_triton: FakeTriton) -> None:
+    """Load for 0.5 s, then silence until 1.5 s: the run lasts the trace, so whatever
+    a drill does in the quiet part still happens while the load runs."""
+    trace = Trace("burst then quiet", ((0, 60), (0.5, 60), (0.5001, 0), (1.5, 0)))
+    began = time.monotonic()
+    run = _run(fake_triton.url, trace, seed=10)
+    assert time.monotonic() - began >= 0.2 + 1.5 - 0.05
+    assert run.sent > 10 and run.end_s == 1.5 and len(run.seconds) == 2
+    assert run.seconds[1].sent == 0 and run.seconds[1].p99_ms is None
+    assert run.schedule.kept, run.schedule.reason
+
+
 def test_a_generator_that_cannot_send_on_time_says_so(fake_triton: FakeTriton) -> None:
     """Starting 0.6 s behind schedule, as a generator starved of CPU would be: the
     run does not pass this off as the load asked for."""
