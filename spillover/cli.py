@@ -12,6 +12,7 @@ from spillover.errors import SpilloverError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from loadtest import cli as loadtest_cli
     from spillover import config_cli, demo
     from spillover.bench import cli as bench_cli
     from spillover.controller import cli as controller_cli
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     controller_cli.register(commands, local_cli.DEFAULT_RUN_DIR)
     demo.register(commands)
     bench_cli.register(commands)
+    loadtest_cli.register(commands)
     return parser
 
 
