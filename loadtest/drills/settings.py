@@ -20,6 +20,11 @@ Share = PositiveFloat
 """A rate as a share of the private pool's capacity (1.0 = all of it)."""
 
 
+DRILL_STACK = {"controller": {"metrics_port": 0}}
+"""A drill's controller serves /metrics on any free port: a `local up` controller may
+hold the configured one, and the drill reads the ledger, not /metrics."""
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -134,7 +139,7 @@ def load_drill_settings(path: Path = DEFAULT_DRILLS) -> DrillSettings:
 def stack_config(settings: DrillSettings, drill: _Drill, source: str) -> SpilloverConfig:
     """The controller config a drill's stack runs: the base config with its overrides."""
     base_path = settings.stack.config or LOCAL_DEFAULT
-    base = yaml.safe_load(base_path.read_text())
+    base = merge(yaml.safe_load(base_path.read_text()), DRILL_STACK, "drill stack")
     return parse_config(merge(base, drill.overrides, source), source=f"{base_path} + {source}")
 
 

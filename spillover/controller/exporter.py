@@ -20,6 +20,7 @@ from spillover.config import SpilloverConfig
 from spillover.controller.decisions import Mode
 from spillover.controller.policy import PolicyState
 from spillover.controller.snapshot import Snapshot
+from spillover.errors import PermanentError
 
 
 @dataclass
@@ -59,7 +60,13 @@ class Exporter(Collector):
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics in a background thread; returns the port (0 picks one)."""
-        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as error:
+            raise PermanentError(
+                f"controller.metrics_port {port} on {host}: {error.strerror} (another "
+                "controller?); set controller.metrics_port to a free port, or 0 for any"
+            ) from None
         return int(self._server.server_port)
 
     def close(self) -> None:

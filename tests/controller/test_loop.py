@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+
+import pytest
 
 from spillover.controller.actuators import Actuators, Retry
 from spillover.controller.decisions import Mode
+from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.snapshot import PoolObservation, ReplicaObservation, Snapshot
-from spillover.errors import TemporaryError
+from spillover.errors import PermanentError, TemporaryError
 from tests.controller.simulated import START, scenario_config
 
 
@@ -103,3 +107,13 @@ def test_a_restarted_loop_resumes_the_stored_state_and_spend(tmp_path):
     # Two private replicas charged from the first tick to the last, across the restart.
     charged_seconds = clock.now - (START + 2)
     assert abs(rows["private"].replica_hours - 2 * charged_seconds / 3600) < 1e-9
+
+
+def test_a_metrics_port_in_use_is_named_with_what_to_change():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        exporter = Exporter(scenario_config(), lambda: {})
+        with pytest.raises(PermanentError, match=f"controller.metrics_port {port}.*free port"):
+            exporter.serve("127.0.0.1", port)
