@@ -376,3 +376,14 @@ def test_a_noticed_private_replica_is_covered_by_burst():
     # One private replica serves 70 of 120 rps: burst is sized for the other 50.
     assert scenario.desired("spot") == 1
     assert scenario.state.mode is Mode.BURST
+
+
+def test_a_warm_burst_floor_is_normal_mode_until_burst_grows_past_it():
+    scenario = Scenario(scenario_config(pools={"spot": {"min_replicas": 1}}))
+    scenario.run(demand=100, seconds=40)
+    assert scenario.desired("spot") == 1
+    assert scenario.state.mode is Mode.NORMAL  # a warm replica at its floor is not a burst
+    assert scenario.weights["spot"] == 1  # it keeps a trickle, so the gateway can fail over
+    scenario.run(demand=300, seconds=10)
+    assert scenario.desired("spot") > 1
+    assert scenario.state.mode is Mode.BURST

@@ -207,7 +207,9 @@ class Policy:
                 f"{', '.join(down)} has no ready replica: its traffic goes to burst "
                 "until it is back"
             )
-        bursting = [p.name for p in self.order if p.role == "burst" and desired[p.name] > 0]
+        bursting = [
+            p.name for p in self.order if p.role == "burst" and desired[p.name] > p.min_replicas
+        ]
         if bursting:
             return (
                 Mode.BURST,
