@@ -77,10 +77,10 @@ def run(settings: DrillSettings, where: Where) -> Report:
         checks = [
             Check(
                 "spike requests within the SLO",
-                None if within is None else round(within, 4),
-                thresholds.within_slo_share,
+                None if within is None else round(within * 100, 2),
+                thresholds.within_slo_share * 100,
                 ">=",
-                "share",
+                "%",
                 None
                 if within is not None and within >= thresholds.within_slo_share
                 else "private alone carried the spike until burst replicas were ready "

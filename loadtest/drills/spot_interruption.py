@@ -101,10 +101,7 @@ def run(settings: DrillSettings, where: Where) -> Report:
             ),
         )
         margin = None if replacement is None else round(reclaimed - replacement, 3)
-        drained_cleanly = (
-            interruption.status_at_reclaim not in (None, "UP")
-            and interruption.in_flight_at_reclaim == 0
-        )
+        out_of_rotation = interruption.status_at_reclaim not in (None, "UP")
         thresholds = drill.thresholds
         checks = [
             measure.failed_requests_check(run_, thresholds.failed_requests),
@@ -117,13 +114,13 @@ def run(settings: DrillSettings, where: Where) -> Report:
                 None if drained else f"{victim} stayed UP at the gateway",
             ),
             Check(
-                "drained (no request in flight) when reclaimed",
-                1.0 if drained_cleanly else 0.0,
-                1.0,
-                ">=",
-                "yes/no",
+                "requests in flight on it when reclaimed",
+                interruption.in_flight_at_reclaim if out_of_rotation else None,
+                0,
+                "<=",
+                "requests",
                 None
-                if drained_cleanly
+                if out_of_rotation and interruption.in_flight_at_reclaim == 0
                 else f"at the reclaim the gateway showed {victim} "
                 f"{interruption.status_at_reclaim} with "
                 f"{interruption.in_flight_at_reclaim} request(s) in flight",
