@@ -160,6 +160,7 @@ def run(settings: DrillSettings, where: Where) -> Report:
                 99, observed.offset(T0), observed.offset(RESTORE)
             ),
             "private_ready_after_restore_s": measure.seconds_after(private_back, restored),
+            "p99_after_restore_ms": run_.percentile_ms(99, observed.offset(RESTORE)),
             "failback_s": measure.seconds_after(failback, restored),
             "burst_at_floor_after_private_back_s": measure.seconds_after(
                 standby, private_back or restored
@@ -182,6 +183,9 @@ def run(settings: DrillSettings, where: Where) -> Report:
             f"({max(stack.pool_config(p).cold_start_seconds for p in burst):g} s here, "
             "minutes on EKS GPU nodes): with no warm replica a total private loss fails "
             "requests for that long.",
+            "Locally, returning private replicas boot on the same cores that serve: their "
+            "start-up slows every replica until they are up (p99_after_restore_ms). In a "
+            "cluster they boot on their own nodes.",
         ]
         return measure.drill_report(
             "failover",

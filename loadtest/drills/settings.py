@@ -52,7 +52,7 @@ class FailoverThresholds(_Settings):
 
 class FailoverDrill(_Drill):
     load_share: Share = 0.5
-    warmup_s: PositiveFloat = 25.0
+    warmup_s: PositiveFloat = 30.0
     outage_s: float = Field(default=15.0, ge=0)
     after_s: PositiveFloat = 45.0
     thresholds: FailoverThresholds = FailoverThresholds()
