@@ -145,7 +145,8 @@ def run(settings: DrillSettings, where: Where) -> Report:
             figures,
             events,
             [],
-            {"drill": drill.model_dump(), "stack": settings.stack.model_dump(mode="json")},
+            settings,
+            drill,
         )
 
 

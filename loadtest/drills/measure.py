@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from loadtest.drills.harness import DrillStack, Observed
+from loadtest.drills.settings import DrillSettings
 from loadtest.generator import LoadRun
 from loadtest.report import Check, Event, Report
 from loadtest.timeline import ControllerSample, GatewaySample, build_timeline
@@ -196,8 +198,11 @@ def drill_report(
     figures: dict[str, Any],
     events: list[Event],
     notes: list[str],
-    settings: dict[str, Any],
+    settings: DrillSettings,
+    drill: BaseModel,
 ) -> Report:
+    """The drill's report: its checks and figures, the figures every drill shares, the
+    per-second timeline, and the settings it ran with."""
     run = observed.run
     spend = spend_by_pool(stack.database, run.started_at, run.started_at + run.trace.duration_s)
     common: dict[str, Any] = {
@@ -225,7 +230,7 @@ def drill_report(
         timeline=build_timeline(run, observed.gateway, observed.controller),
         events=events,
         notes=notes,
-        settings=settings,
+        settings={"drill": drill.model_dump(), "stack": settings.stack.model_dump(mode="json")},
     )
 
 

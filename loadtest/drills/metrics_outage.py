@@ -183,5 +183,6 @@ def run(settings: DrillSettings, where: Where) -> Report:
             figures,
             events,
             notes,
-            {"drill": drill.model_dump(), "stack": settings.stack.model_dump(mode="json")},
+            settings,
+            drill,
         )
