@@ -98,18 +98,23 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     """Collect pid's exit status if it is our child, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop_group(pgid: int, grace_seconds: float = 8.0) -> bool:
+STOP_GRACE_SECONDS = 8.0
+"""How long a group gets between SIGTERM and SIGKILL: Triton unloads its models and
+stops its backend stubs, ~5 s when clients keep connections open."""
+
+
+def stop_group(pgid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
     """Stop one process group; True if it had live members."""
     return stop_groups([pgid], grace_seconds) == 1
 
 
-def stop_groups(pgids: Iterable[int], grace_seconds: float = 8.0) -> int:
+def stop_groups(pgids: Iterable[int], grace_seconds: float = STOP_GRACE_SECONDS) -> int:
     """Stop several process groups at once; returns how many had live members.
 
     The leader gets SIGTERM first so it can shut its own children down cleanly (Triton
@@ -126,8 +131,20 @@ def stop_groups(pgids: Iterable[int], grace_seconds: float = 8.0) -> int:
         _signal_group(pgid, signal.SIGKILL)
     _wait_until_empty(remaining, 5.0)
     for pgid in pgids:
-        _reap(pgid)
+        reap(pgid)
     return len(live)
+
+
+def terminate_group(pgid: int) -> None:
+    """Ask a group to stop and return at once (stop_groups waits; this does not): the
+    leader gets SIGTERM, or the whole group when the leader is already dead. Whoever
+    calls it watches `group_members` and calls `kill_group` if the grace runs out."""
+    _terminate(pgid)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every member of a group and return at once."""
+    _signal_group(pgid, signal.SIGKILL)
 
 
 def _terminate(pgid: int) -> None:
@@ -148,7 +165,7 @@ def _wait_until_empty(pgids: list[int], timeout_s: float) -> list[int]:
     remaining = list(pgids)
     while remaining:
         for pgid in remaining:
-            _reap(pgid)
+            reap(pgid)
         remaining = [pgid for pgid in remaining if group_members(pgid)]
         if not remaining or time.monotonic() >= deadline:
             break
