@@ -6,8 +6,13 @@ so scaling in either direction costs no request.
 
 A replica can be given an interruption notice, as a spot instance gets two minutes
 before the cloud takes it back: it leaves rotation at once, no longer counts toward
-its pool's size (so the next converge starts a replacement), and is stopped once
-the notice runs out.
+its pool's size (so the next converge starts a replacement), and is stopped once it
+has no request in flight, or when the notice runs out.
+
+`converge` (the controller's scale, once a tick) never waits on a replica: one it
+takes out of a pool gets a notice of DRAIN_TIMEOUT_SECONDS, and a leaving replica
+moves on one step per call: drained, then SIGTERM (its slot in maintenance), then
+forgotten once its processes have exited, or SIGKILLed after STOP_GRACE_SECONDS.
 """
 
 from __future__ import annotations
@@ -24,11 +29,16 @@ from pathlib import Path
 
 from spillover.drivers import haproxy
 from spillover.drivers.processes import (
+    STOP_GRACE_SECONDS,
+    group_members,
     is_running,
+    kill_group,
     may_signal_group,
+    reap,
     start_process,
     start_ticks,
     stop_groups,
+    terminate_group,
 )
 from spillover.drivers.tritonserver import (
     ReplicaPorts,
@@ -49,6 +59,7 @@ from spillover.model.triton_config import render_python_backend_config
 PYTHON_BACKEND_MODEL = Path(__file__).parents[1] / "serving" / "triton_python_model.py"
 READY_TIMEOUT_SECONDS = 120.0
 DRAIN_TIMEOUT_SECONDS = 10.0
+"""How long a replica leaving its pool may finish the requests it has in flight."""
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +157,10 @@ class LocalStack:
                 raise
 
     def scale(self, pool: str, replicas: int, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        """Bring a pool to `replicas` live ones: dead replicas are replaced, new ones join
-        when ready, removed ones leave drained. A replica with an interruption notice
-        counts as gone already (see `converge`)."""
+        """Bring a pool to `replicas` live ones, waiting for each step (the command line's
+        scale): dead replicas are replaced, new ones join when ready, removed ones leave
+        drained. A leaving replica (an interruption notice, or taken out by `converge`)
+        counts as gone already."""
         with self.run_dir.locked():
             state = self._require_state()
             slots = self._pool_slots(state, pool, replicas)
@@ -169,31 +181,39 @@ class LocalStack:
             self._apply_weights(state)
 
     def converge(self, pool: str, replicas: int) -> None:
-        """Move a pool towards `replicas` without waiting for readiness (the controller's
-        scale): start missing replicas, let ready ones join the gateway, drain and stop
-        extra ones. Call it again each tick; weights are the caller's to set.
+        """Move a pool towards `replicas` without waiting on any replica (the controller's
+        scale): start missing replicas, let ready ones join the gateway, take extra ones
+        out, and move leaving ones on a step (see `_advance_leaving`). Call it again each
+        tick; weights are the caller's to set.
 
-        A replica with an interruption notice does not count toward `replicas` (a
-        replacement starts in a free slot), stays drained, and is stopped once its
-        notice has run out."""
+        An extra replica (the highest slots first) is drained and given a notice of
+        DRAIN_TIMEOUT_SECONDS. A replica with a notice does not count toward `replicas`
+        (a replacement starts in a free slot), is never re-enabled, and keeps its slot
+        until its processes are gone."""
         with self.run_dir.locked():
             state = self._require_state()
             slots = self._pool_slots(state, pool, replicas)
-            self._reconcile(state, pool, wait=False)
-            self._retire_noticed(state, pool)
-            running = _counted(state, slots)
-            if replicas > len(running):
-                free = self._free_slots(state, pool, slots, replicas - len(running))
-                if free:
-                    self._start_replicas(state, free)
-            elif replicas < len(running):
-                self._stop_replicas(state, running[replicas:])
+            gateway = self._gateway()
+            stats = gateway.server_stats()  # one read serves the whole call
+            try:
+                self._join_ready(state, pool, gateway, stats, wait=False)
+                self._advance_leaving(state, pool, gateway, stats)
+                running = _counted(state, slots)
+                if replicas > len(running):
+                    free = self._free_slots(state, pool, slots, replicas - len(running))
+                    if free:
+                        self._start_replicas(state, free)
+                elif replicas < len(running):
+                    self._leave(gateway, running[replicas:])
+            finally:
+                self.run_dir.save(state)  # a signal sent is recorded, whatever fails after
 
     def notify_interruption(self, replica: str, seconds: float) -> float:
         """Give a running replica notice that it will be stopped in `seconds`, as the cloud
         does before reclaiming a spot instance: it is drained at the gateway now (requests
         in flight finish, no new ones come), the next converge of its pool starts a
-        replacement, and the first converge after the notice runs out stops it.
+        replacement, and a later converge stops it once it has no request in flight, or
+        once the notice runs out.
 
         Returns when the notice runs out (epoch seconds). A second notice never
         postpones the first.
@@ -217,7 +237,8 @@ class LocalStack:
             if record.interrupt_at is not None:
                 interrupt_at = min(interrupt_at, record.interrupt_at)
             record.interrupt_at = interrupt_at
-            self._gateway().drain_server(replica)
+            if record.stop_requested_at is None:  # a stopping one is in maintenance already
+                self._gateway().drain_server(replica)
             self.run_dir.save(state)
             logger.info(
                 "%s has an interruption notice: drained, stopped in %.0f s", replica, seconds
@@ -388,26 +409,13 @@ class LocalStack:
             raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
         return layout.pool_slots(pool)
 
-    def _reconcile(self, state: StackState, pool: str, wait: bool = True) -> None:
-        """Make the records true again after a kill: forget dead replicas, and let live,
-        ready replicas that never joined the gateway (their `up` was killed, or the
-        controller started them) join it. A replica with an interruption notice never
-        joins again."""
+    def _reconcile(self, state: StackState, pool: str) -> None:
+        """Make the records true again after a kill, waiting as long as it takes: forget
+        dead replicas (stopping what they leave), and let live, ready ones that never
+        joined the gateway join it."""
         gateway = self._gateway()
-        in_maintenance = {row.server for row in gateway.server_stats() if row.status == "MAINT"}
-        slots = {slot.name: slot for slot in state.layout.pool_slots(pool)}
-        dead = []
-        for record in state.pool_replicas(pool):
-            if not is_running(record.pid, record.started):
-                dead.append(record)
-            elif (
-                record.interrupt_at is None
-                and record.name in in_maintenance
-                and is_ready(slots[record.name].ports.http)
-            ):
-                gateway.enable_server(record.name)
-                if wait:
-                    gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
+        self._join_ready(state, pool, gateway, gateway.server_stats(), wait=True)
+        dead = [r for r in state.pool_replicas(pool) if not is_running(r.pid, r.started)]
         for record in dead:
             gateway.disable_server(record.name)
         self._stop_processes(dead)  # leftover stubs and shared memory
@@ -415,16 +423,119 @@ class LocalStack:
             del state.replicas[record.name]
         self.run_dir.save(state)
 
+    def _join_ready(
+        self,
+        state: StackState,
+        pool: str,
+        gateway: haproxy.RuntimeApi,
+        stats: list[haproxy.ServerStats],
+        wait: bool,
+    ) -> None:
+        """Let live, ready replicas that never joined the gateway (their `up` was killed,
+        or converge started them) join it. A leaving replica never joins again."""
+        in_maintenance = {row.server for row in stats if row.status == "MAINT"}
+        slots = {slot.name: slot for slot in state.layout.pool_slots(pool)}
+        for record in state.pool_replicas(pool):
+            if (
+                not _leaving(record)
+                and record.name in in_maintenance
+                and is_running(record.pid, record.started)
+                and is_ready(slots[record.name].ports.http)
+            ):
+                gateway.enable_server(record.name)
+                if wait:
+                    gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
+
+    def _leave(self, gateway: haproxy.RuntimeApi, records: list[ReplicaRecord]) -> None:
+        """Take replicas out of their pool without waiting: drained now, with a notice of
+        DRAIN_TIMEOUT_SECONDS, so later converges stop them (`_advance_leaving`)."""
+        stop_by = time.time() + DRAIN_TIMEOUT_SECONDS
+        for record in records:
+            gateway.drain_server(record.name)
+            record.interrupt_at = stop_by  # only once drained: a leaving one may be stopped
+            logger.info(
+                "%s leaves pool %s: drained, stopped once idle (within %.0f s)",
+                record.name,
+                record.pool,
+                DRAIN_TIMEOUT_SECONDS,
+            )
+
+    def _advance_leaving(
+        self,
+        state: StackState,
+        pool: str,
+        gateway: haproxy.RuntimeApi,
+        stats: list[haproxy.ServerStats],
+    ) -> None:
+        """Move each leaving replica of the pool a step on, never waiting on one.
+
+        One with a notice stays drained until no request is in flight on it at the
+        gateway (`stats`, on every backend) or its notice runs out; then it gets SIGTERM
+        and its slot goes to maintenance, and so does one that exited by itself. Once its
+        processes are all gone it is forgotten (leftover shared memory removed), and its
+        slot is free; any still there STOP_GRACE_SECONDS after the SIGTERM get SIGKILL.
+        """
+        in_flight: dict[str, int] = {}
+        for row in stats:
+            in_flight[row.server] = in_flight.get(row.server, 0) + row.current_sessions
+        now = time.time()
+        for record in state.pool_replicas(pool):
+            if record.stop_requested_at is None:
+                busy = in_flight.get(record.name, 0)
+                if not is_running(record.pid, record.started):
+                    logger.log(
+                        logging.INFO if _leaving(record) else logging.WARNING,
+                        "%s exited; its slot is freed once its processes are gone",
+                        record.name,
+                    )
+                elif record.interrupt_at is None:
+                    continue
+                elif busy and record.interrupt_at > now:
+                    gateway.drain_server(record.name)  # idempotent; kept out of rotation
+                    continue
+                elif busy:
+                    # Requests still running there are cut, and the gateway retries them elsewhere.
+                    logger.warning(
+                        "%s still has %d request(s) in flight when its notice ran out; "
+                        "stopping it anyway",
+                        record.name,
+                        busy,
+                    )
+                else:
+                    logger.info("%s is drained: stopping it", record.name)
+                gateway.disable_server(record.name)
+                if may_signal_group(record.pid, record.started):
+                    terminate_group(record.pid)
+                record.stop_requested_at = now
+            if _gone(record):
+                if may_signal_group(record.pid, record.started):
+                    reap(record.pid)  # the leader, if it is our child
+                remove_shared_memory(record.name, self.run_dir.path)
+                del state.replicas[record.name]
+                logger.info("%s stopped", record.name)
+            elif now - record.stop_requested_at >= STOP_GRACE_SECONDS:
+                logger.warning(
+                    "%s still running %.0f s after SIGTERM: SIGKILL",
+                    record.name,
+                    now - record.stop_requested_at,
+                )
+                kill_group(record.pid)
+
     def _retire_noticed(self, state: StackState, pool: str) -> None:
-        """Keep replicas with an interruption notice out of rotation (again: draining is
-        idempotent, and a restarted gateway would have them in maintenance), and stop
-        those whose notice has run out, without a drain wait: they are drained already."""
-        noticed = [r for r in state.pool_replicas(pool) if r.interrupt_at is not None]
+        """Keep leaving replicas out of rotation (again: draining is idempotent, and a
+        restarted gateway would have them in maintenance), and stop, waiting, those whose
+        notice has run out or that `converge` started stopping, without a drain wait:
+        they are drained already."""
+        noticed = [r for r in state.pool_replicas(pool) if _leaving(r)]
         if not noticed:
             return
         gateway = self._gateway()
         now = time.time()
-        due = [record for record in noticed if (record.interrupt_at or 0.0) <= now]
+        due = [
+            record
+            for record in noticed
+            if record.stop_requested_at is not None or (record.interrupt_at or 0.0) <= now
+        ]
         for record in noticed:
             if record in due:
                 gateway.disable_server(record.name)
@@ -434,7 +545,7 @@ class LocalStack:
             return
         self._stop_processes(due)
         for record in due:
-            logger.info("%s stopped: its interruption notice ran out", record.name)
+            logger.info("%s stopped: it was leaving its pool", record.name)
             del state.replicas[record.name]
         self.run_dir.save(state)
 
@@ -442,27 +553,29 @@ class LocalStack:
         self, state: StackState, pool: str, slots: list[Slot], missing: int
     ) -> list[Slot]:
         """Up to `missing` slots with no replica; says once when replacements must wait
-        for replicas with a notice to stop because every slot is taken."""
+        for leaving replicas to stop because every slot is taken (a leaving replica keeps
+        its slot until its processes are gone)."""
         free = [slot for slot in slots if slot.name not in state.replicas]
-        noticed = sorted(r.name for r in state.pool_replicas(pool) if r.interrupt_at is not None)
-        waiting = (pool, *noticed)
-        if len(free) >= missing or not noticed:
+        leaving = sorted(r.name for r in state.pool_replicas(pool) if _leaving(r))
+        waiting = (pool, *leaving)
+        if len(free) >= missing or not leaving:
             self._said_waiting = {said for said in self._said_waiting if said[0] != pool}
         elif waiting not in self._said_waiting:
             self._said_waiting.add(waiting)
             logger.warning(
                 "pool %s has no free slot for %d replacement(s): they wait for %s "
-                "(interruption notice) to stop",
+                "(leaving) to stop",
                 pool,
                 missing - len(free),
-                ", ".join(noticed),
+                ", ".join(leaving),
             )
         return free[:missing]
 
     def _stop_processes(self, records: list[ReplicaRecord]) -> int:
-        """Stop replicas in parallel and clean the shared memory they leave when killed."""
+        """Stop replicas in parallel, waiting for them, and clean the shared memory they
+        leave when killed."""
         ours = [record.pid for record in records if may_signal_group(record.pid, record.started)]
-        stopped = stop_groups(ours)
+        stopped = stop_groups(ours, STOP_GRACE_SECONDS)
         for record in records:
             remove_shared_memory(record.name, self.run_dir.path)
         return stopped
@@ -494,7 +607,7 @@ class LocalStack:
         """Pool shares as set, or by live replicas when none were set (or when the set
         shares would leave every ready replica without traffic)."""
         by_replicas = {
-            pool: sum(1 for r in state.pool_replicas(pool) if r.interrupt_at is None)
+            pool: sum(1 for r in state.pool_replicas(pool) if not _leaving(r))
             for pool in state.layout.pool_names
         }
         shares = state.weights or by_replicas
@@ -562,6 +675,21 @@ class LocalStack:
 
 
 def _counted(state: StackState, slots: list[Slot]) -> list[ReplicaRecord]:
-    """The pool's replicas that count toward its size: every one without a notice."""
+    """The pool's replicas that count toward its size, by slot: every one not leaving."""
     records = [state.replicas.get(slot.name) for slot in slots]
-    return [record for record in records if record is not None and record.interrupt_at is None]
+    return [record for record in records if record is not None and not _leaving(record)]
+
+
+def _leaving(record: ReplicaRecord) -> bool:
+    """Given a notice (an interruption, or a scale down) or stopping: it no longer counts
+    toward its pool, never joins the gateway again, and keeps its slot until it is gone."""
+    return record.interrupt_at is not None or record.stop_requested_at is not None
+
+
+def _gone(record: ReplicaRecord) -> bool:
+    """True once a replica's processes have all exited (its leader may be a zombie)."""
+    if is_running(record.pid, record.started):
+        return False
+    if not may_signal_group(record.pid, record.started):
+        return True  # its PID names another process now: ours exited long ago
+    return not group_members(record.pid)

@@ -36,8 +36,12 @@ class ReplicaRecord:
     """The process's start time in clock ticks after boot: with pid, its identity."""
     log: str
     interrupt_at: float | None = None
-    """Epoch seconds when the cloud takes it back (a spot interruption notice): out of
-    rotation from the notice on, stopped once this passes. None: no notice."""
+    """Epoch seconds by which it must be stopped: a spot interruption notice, or a scale
+    down that took it out of its pool. Out of rotation from then on, stopped once it has
+    no request in flight or this passes. None: it stays."""
+    stop_requested_at: float | None = None
+    """Epoch seconds when its group got SIGTERM; converge forgets it once the group has
+    exited, and SIGKILLs a group still there after the grace. None: not stopping."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Interruption notices on the local stack: a replica told it will be stopped leaves
-rotation at once, a replacement starts in a free slot, and it is stopped when the
-notice runs out, all with no failed request."""
+rotation at once, a replacement starts in a free slot, and it is stopped once it has
+no request in flight (at the latest when the notice runs out), all with no failed
+request."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import pytest
 
@@ -24,58 +22,9 @@ from spillover.drivers.processes import is_running, start_ticks
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack, StackError
 from spillover.local.state import ReplicaRecord, RunDir, StackState
-from spillover.serving.client import RecommenderClient
+from tests.local.paced_load import PacedLoad
 
 NOTICE_S = 5.0
-
-
-@dataclass
-class PacedLoad:
-    """A steady `rps` of single requests over HTTP and gRPC, counting outcomes."""
-
-    stack: LocalStack
-    rps: float = 20.0
-    ok: int = 0
-    failures: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self) -> PacedLoad:
-        protocols: tuple[Literal["http", "grpc"], ...] = ("http", "grpc")
-        for protocol in protocols:
-            thread = threading.Thread(target=self._loop, args=(protocol,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        return self
-
-    def _loop(self, protocol: Literal["http", "grpc"]) -> None:
-        interval = 2 / self.rps  # two protocols share the rate
-        endpoint = self.stack.gateway_endpoints[protocol]
-        with RecommenderClient(endpoint, protocol) as client:
-            next_at = time.monotonic()
-            user = 0
-            while not self.stop.is_set():
-                user = (user + 1) % 400
-                try:
-                    client.recommend([user], [[user + 1]])
-                    with self.lock:
-                        self.ok += 1
-                except Exception as error:  # counted: the test asserts there are none
-                    self.failures.append(f"{protocol}: {error}")
-                next_at += interval
-                self.stop.wait(max(next_at - time.monotonic(), 0.0))
-
-    def wait_for(self, requests: int, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.ok < requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.ok >= requests, f"load stalled at {self.ok} ok, failures {self.failures}"
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
 
 
 def _rows(gateway: RuntimeApi, server: str) -> list:
@@ -121,30 +70,34 @@ def test_a_noticed_replica_is_drained_replaced_then_stopped_with_no_failed_reque
         interrupt_at = _records(stack)["burst-0"].interrupt_at
         assert interrupt_at is not None and 0 < interrupt_at - time.time() <= NOTICE_S
         assert _states(gateway, "burst-0") == {"DRAIN"}
-        served_before_notice = _sessions(gateway, "burst-0")
-
-        stack.converge("burst", 1)  # as the controller's next tick
-        records = _records(stack)
-        assert {"burst-0", "burst-1"} <= set(records), "no replacement started"
-        draining = {r.name: r.draining for r in LocalPoolDriver(stack.run_dir.path).replicas()}
-        assert draining == {"private-0": False, "burst-0": True, "burst-1": False}
         shown = {row.replica: row for row in stack.status()}
         assert shown["burst-0"].gateway_state == "DRAIN"
         assert shown["burst-0"].interrupt_at == interrupt_at
         status = _cli(stack, "status")
         line = next(line for line in status.stdout.splitlines() if " burst-0 " in line)
         assert "DRAIN" in line and re.search(r"stops in \d s", line), status.stdout
+        served_before_notice = _sessions(gateway, "burst-0")
 
-        while time.time() < interrupt_at - 0.3:  # until the notice runs out, tick by tick
-            stack.converge("burst", 1)
-            assert _states(gateway, "burst-0") == {"DRAIN"}
+        victim = _records(stack)["burst-0"]
+        stack.converge("burst", 1)  # as the controller's next tick
+        records = _records(stack)
+        assert {"burst-0", "burst-1"} <= set(records), "no replacement started"
+        draining = {r.name: r.draining for r in LocalPoolDriver(stack.run_dir.path).replicas()}
+        assert draining == {"private-0": False, "burst-0": True, "burst-1": False}
+
+        stop_requested_at = None
+        deadline = time.monotonic() + 30
+        while "burst-0" in (records := _records(stack)) and time.monotonic() < deadline:
+            stop_requested_at = records["burst-0"].stop_requested_at or stop_requested_at
+            assert _states(gateway, "burst-0") <= {"DRAIN", "MAINT"}, "back in rotation"
             assert _sessions(gateway, "burst-0") == served_before_notice, "new requests"
-            time.sleep(0.5)
-        time.sleep(max(interrupt_at - time.time(), 0.0) + 0.05)
-        victim = records["burst-0"]
-        stack.converge("burst", 1)
+            time.sleep(0.25)
+            stack.converge("burst", 1)  # tick by tick
+        assert "burst-0" not in _records(stack), "never stopped"
+        assert stop_requested_at is not None and stop_requested_at < interrupt_at, (
+            "an idle replica waited for its notice to run out"
+        )
         assert not is_running(victim.pid, victim.started)
-        assert "burst-0" not in _records(stack)
         assert _states(gateway, "burst-0") == {"MAINT"}
 
         deadline = time.monotonic() + 60
@@ -177,9 +130,11 @@ def test_a_state_file_from_before_notices_still_loads(tmp_path: Path):
     path = tmp_path / "run" / "state.json"
     document = json.loads(path.read_text())
     del document["replicas"]["burst-0"]["interrupt_at"]
+    del document["replicas"]["burst-0"]["stop_requested_at"]
     path.write_text(json.dumps(document))
     state = RunDir(tmp_path / "run").load()
     assert state is not None and state.replicas["burst-0"].interrupt_at is None
+    assert state.replicas["burst-0"].stop_requested_at is None
 
 
 @pytest.mark.parametrize("seconds", [0.0, -3.0, float("nan"), float("inf")])
@@ -226,6 +181,5 @@ def test_no_free_slot_makes_the_replacement_wait_and_says_so_once(
             assert stack._free_slots(state, "burst", slots, missing=1) == []
     waits = [r.message for r in caplog.records if "wait for burst-0" in r.message]
     assert waits == [
-        "pool burst has no free slot for 1 replacement(s): they wait for burst-0 "
-        "(interruption notice) to stop"
+        "pool burst has no free slot for 1 replacement(s): they wait for burst-0 (leaving) to stop"
     ]
