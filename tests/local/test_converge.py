@@ -1,0 +1,365 @@
+"""`converge` never waits on a replica: the controller calls it every tick, and a tick
+spent waiting for a replica to drain or exit is a tick blind to everything else.
+
+A replica leaving its pool moves on a step per call: drained and given a notice, then
+SIGTERM (its slot in maintenance) once no request is in flight on it or the notice
+runs out, then forgotten once its processes have exited, or SIGKILLed after the grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import spillover.local.stack as stack_module
+from spillover.controller.actuators import LocalPoolDriver
+from spillover.drivers.haproxy import BACKENDS, GRPC_BACKEND, RuntimeApi, ServerStats
+from spillover.drivers.processes import (
+    group_members,
+    is_running,
+    start_process,
+    start_ticks,
+    stop_groups,
+)
+from spillover.drivers.tritonserver import shm_prefix
+from spillover.local.layout import LocalLayout, LocalPool
+from spillover.local.stack import DRAIN_TIMEOUT_SECONDS, LocalStack
+from spillover.local.state import ReplicaRecord, RunDir, StackState
+from tests.local.paced_load import PacedLoad
+
+QUICK_S = 1.0
+"""A converge call that waited on a replica takes seconds (drain, then Triton's exit)."""
+
+
+def _records(stack: LocalStack) -> dict[str, ReplicaRecord]:
+    state = stack.run_dir.load()
+    assert state is not None
+    return state.replicas
+
+
+def _timed(call: Callable[[], None]) -> float:
+    started = time.monotonic()
+    call()
+    return time.monotonic() - started
+
+
+# --- on the real stack -------------------------------------------------------------------
+
+
+def test_scaling_burst_to_zero_under_load_returns_at_once_and_stops_it_over_later_calls(
+    running_stack: LocalStack,
+):
+    stack = running_stack
+    gateway = RuntimeApi(stack.run_dir.gateway_socket)
+    victim = _records(stack)["burst-0"]
+    load = PacedLoad(stack).start()
+    try:
+        load.wait_for(20)
+        assert any(r.total_sessions for r in gateway.server_stats() if r.server == "burst-0")
+
+        took = _timed(lambda: stack.converge("burst", 0))
+        assert took < QUICK_S, f"converge waited {took:.2f} s on the leaving replica"
+        assert {r.status for r in gateway.server_stats() if r.server == "burst-0"} == {"DRAIN"}
+        leaving = _records(stack)["burst-0"]
+        assert leaving.interrupt_at is not None
+        assert 0 < leaving.interrupt_at - time.time() <= DRAIN_TIMEOUT_SECONDS
+        assert leaving.stop_requested_at is None
+        draining = {r.name: r.draining for r in LocalPoolDriver(stack.run_dir.path).replicas()}
+        assert draining == {"private-0": False, "burst-0": True}
+
+        calls, stop_requested_at = [], None
+        deadline = time.monotonic() + 30
+        while "burst-0" in (records := _records(stack)) and time.monotonic() < deadline:
+            stop_requested_at = records["burst-0"].stop_requested_at or stop_requested_at
+            time.sleep(0.25)  # a tick apart, roughly
+            calls.append(_timed(lambda: stack.converge("burst", 0)))
+        assert "burst-0" not in _records(stack), "never stopped and forgotten"
+        assert max(calls) < QUICK_S, f"a later converge waited: {max(calls):.2f} s"
+        assert stop_requested_at is not None and stop_requested_at < leaving.interrupt_at
+        assert not is_running(victim.pid, victim.started)
+        assert group_members(victim.pid) == []
+        assert {r.status for r in gateway.server_stats() if r.server == "burst-0"} == {"MAINT"}
+        regions = shm_prefix("burst-0", stack.run_dir.path)
+        assert [p for p in Path("/dev/shm").iterdir() if p.name.startswith(regions)] == []
+        assert [name for name in _records(stack) if name.startswith("burst")] == []
+        load.wait_for(load.ok + 20)  # private serves it all
+    finally:
+        load.finish()
+    assert load.failures == []
+    print(f"converge(burst, 0) took {took:.3f} s; later calls at most {max(calls):.3f} s")
+
+
+# --- the state machine, on real processes behind a stand-in gateway ----------------------
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def _stubborn(ready: Path) -> list[str]:
+    """A replica stuck on its way out: ignores SIGTERM, says when that is in place."""
+    return [
+        sys.executable,
+        "-c",
+        "import pathlib, signal, sys, time;"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "pathlib.Path(sys.argv[1]).touch();"
+        "time.sleep(60)",
+        str(ready),
+    ]
+
+
+def _orphaning(ready: Path) -> list[str]:
+    """A leader with a child in its group that ignores SIGTERM, like Triton's stubs."""
+    child = (
+        "import pathlib, signal, sys, time;"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        "pathlib.Path(sys.argv[1]).touch();"
+        "time.sleep(60)"
+    )
+    return [
+        sys.executable,
+        "-c",
+        "import subprocess, sys, time;"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}, sys.argv[1]]);"
+        "time.sleep(60)",
+        str(ready),
+    ]
+
+
+@dataclass
+class StandInGateway:
+    """What converge asks of the gateway: stats, drain, maintenance, enable."""
+
+    status: dict[str, Any]
+    in_flight: dict[str, int] = field(default_factory=dict)
+    """Requests in flight by server, on the gRPC backend: every backend counts."""
+    stats_calls: int = 0
+
+    def server_stats(self) -> list[ServerStats]:
+        self.stats_calls += 1
+        return [
+            ServerStats(
+                backend=backend,
+                server=name,
+                pool=name.rsplit("-", 1)[0],
+                status=status,
+                raw_status=status,
+                weight=1,
+                current_sessions=self.in_flight.get(name, 0) if backend == GRPC_BACKEND else 0,
+                total_sessions=0,
+                responses_by_class={},
+                check_status="L7OK",
+                seconds_since_change=0,
+                retries=0,
+                redispatches=0,
+            )
+            for name, status in self.status.items()
+            for backend in BACKENDS
+        ]
+
+    def drain_server(self, name: str) -> None:
+        self.status[name] = "DRAIN"
+
+    def disable_server(self, name: str) -> None:
+        self.status[name] = "MAINT"
+
+    def enable_server(self, name: str) -> None:
+        self.status[name] = "UP"
+
+
+@dataclass
+class Bench:
+    stack: LocalStack
+    gateway: StandInGateway
+    started: list[int]
+    tmp_path: Path
+
+    def replica(self, name: str, command: list[str] | None = None, **fields) -> ReplicaRecord:
+        """Start a stand-in replica process in its own group and record it."""
+        ready = self.tmp_path / f"{name}.ready"
+        process = start_process(command or SLEEPER, self.tmp_path / f"{name}.log")
+        self.started.append(process.pid)
+        started = start_ticks(process.pid)
+        assert started is not None
+        if command is not None:  # wait until it ignores SIGTERM
+            _until(ready.exists, 10, f"{name} never got ready")
+        record = ReplicaRecord(name, name.rsplit("-", 1)[0], process.pid, started, "l", **fields)
+        state = self.stack.run_dir.load()
+        assert state is not None
+        state.replicas[name] = record
+        self.stack.run_dir.save(state)
+        self.gateway.status[name] = "DRAIN" if record.interrupt_at else "UP"
+        return record
+
+    def records(self) -> dict[str, ReplicaRecord]:
+        return _records(self.stack)
+
+    def converge(self, pool: str, replicas: int) -> float:
+        return _timed(lambda: self.stack.converge(pool, replicas))
+
+    def converge_until_gone(self, pool: str, replicas: int, name: str) -> None:
+        """Converge as ticks would until `name` is forgotten; fail after 5 s."""
+        deadline = time.monotonic() + 5
+        while name in self.records():
+            assert time.monotonic() < deadline, f"{name} was never forgotten"
+            assert self.converge(pool, replicas) < 0.5
+            time.sleep(0.02)
+
+
+def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    layout = LocalLayout((LocalPool("private", 1, 2), LocalPool("burst", 1, 2)), port_base=20000)
+    RunDir(tmp_path / "run").save(StackState.new(layout))
+    gateway = StandInGateway({slot.name: "MAINT" for slot in layout.slots})
+    monkeypatch.setattr(LocalStack, "_gateway", lambda self: gateway)
+
+    def no_triton(self: LocalStack, state: StackState, slots: list) -> list:
+        raise AssertionError(f"converge started {[slot.name for slot in slots]}")
+
+    monkeypatch.setattr(LocalStack, "_start_replicas", no_triton)
+    started: list[int] = []
+    try:
+        yield Bench(LocalStack(tmp_path / "run"), gateway, started, tmp_path)
+    finally:
+        stop_groups(started, grace_seconds=0.5)
+
+
+def test_an_extra_replica_leaves_drained_then_stops_once_idle(bench: Bench):
+    keep, extra = bench.replica("burst-0"), bench.replica("burst-1")
+
+    assert bench.converge("burst", 1) < 0.5
+    leaving = bench.records()["burst-1"]
+    assert leaving.interrupt_at is not None
+    assert 0 < leaving.interrupt_at - time.time() <= DRAIN_TIMEOUT_SECONDS
+    assert bench.gateway.status["burst-1"] == "DRAIN"
+    assert bench.gateway.status["burst-0"] == "UP"
+
+    bench.gateway.in_flight["burst-1"] = 1  # a request still running there
+    bench.converge("burst", 1)
+    assert bench.records()["burst-1"].stop_requested_at is None
+    assert bench.gateway.status["burst-1"] == "DRAIN"
+    assert is_running(extra.pid, extra.started)
+
+    bench.gateway.in_flight["burst-1"] = 0
+    stats_calls = bench.gateway.stats_calls
+    assert bench.converge("burst", 1) < 0.5
+    assert bench.gateway.stats_calls == stats_calls + 1, "one stats read per converge"
+    assert bench.records()["burst-1"].stop_requested_at is not None
+    assert bench.gateway.status["burst-1"] == "MAINT"
+
+    bench.converge_until_gone("burst", 1, "burst-1")
+    assert not is_running(extra.pid, extra.started) and group_members(extra.pid) == []
+    assert bench.gateway.status["burst-1"] == "MAINT"
+    assert set(bench.records()) == {"burst-0"} and is_running(keep.pid, keep.started)
+    assert bench.gateway.status["burst-0"] == "UP"
+
+
+def test_a_leaving_replica_that_ignores_sigterm_is_killed_after_the_grace(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.5)
+    stuck = bench.replica("burst-0", _stubborn(bench.tmp_path / "burst-0.ready"))
+    bench.converge("burst", 0)
+    assert bench.records()["burst-0"].interrupt_at is not None
+
+    assert bench.converge("burst", 0) < 0.5  # idle: SIGTERM, not waited on
+    requested = bench.records()["burst-0"].stop_requested_at
+    assert requested is not None and bench.gateway.status["burst-0"] == "MAINT"
+    bench.converge("burst", 0)
+    assert is_running(stuck.pid, stuck.started), "killed before the grace ran out"
+
+    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+        _until(lambda: time.time() >= requested + 0.5, 2, "the clock stalled")
+        assert bench.converge("burst", 0) < 0.5  # SIGKILL, not waited on either
+        bench.converge_until_gone("burst", 0, "burst-0")
+    assert group_members(stuck.pid) == []
+    assert any("after SIGTERM: SIGKILL" in r.message for r in caplog.records)
+
+
+def test_a_noticed_replica_with_requests_in_flight_is_stopped_when_its_notice_runs_out(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+):
+    noticed = bench.replica("burst-0", interrupt_at=time.time() + 0.6)
+    bench.gateway.in_flight["burst-0"] = 2
+    bench.converge("burst", 0)
+    assert bench.records()["burst-0"].stop_requested_at is None
+    assert bench.gateway.status["burst-0"] == "DRAIN" and is_running(noticed.pid, noticed.started)
+
+    time.sleep(0.7)
+    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+        bench.converge("burst", 0)
+    assert bench.records()["burst-0"].stop_requested_at is not None
+    assert bench.gateway.status["burst-0"] == "MAINT"
+    assert any("2 request(s) in flight" in r.message for r in caplog.records)
+    bench.converge_until_gone("burst", 0, "burst-0")
+
+
+def test_a_replica_that_exited_leaving_a_process_behind_is_forgotten_once_it_is_gone(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.3)
+    crashed = bench.replica("burst-1", _orphaning(bench.tmp_path / "burst-1.ready"))
+    bench.replica("burst-0")
+    stubs = [pid for pid in group_members(crashed.pid) if pid != crashed.pid]
+    assert len(stubs) == 1
+    os.kill(crashed.pid, signal.SIGKILL)  # the leader dies; its child lingers
+    _until(lambda: not is_running(crashed.pid, crashed.started), 5, "leader still alive")
+
+    bench.converge("burst", 1)  # the slot stays taken while the child is there
+    record = bench.records()["burst-1"]
+    assert record.stop_requested_at is not None and bench.gateway.status["burst-1"] == "MAINT"
+    bench.converge_until_gone("burst", 1, "burst-1")
+    assert group_members(crashed.pid) == []
+
+
+def test_a_leaving_replica_keeps_its_slot_when_the_pool_grows_back(
+    bench: Bench, caplog: pytest.LogCaptureFixture
+):
+    bench.replica("burst-0")
+    bench.replica("burst-1")
+    bench.converge("burst", 1)
+    assert bench.records()["burst-1"].interrupt_at is not None
+    bench.gateway.in_flight["burst-1"] = 1  # still busy: not stopped yet
+
+    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+        for _ in range(3):
+            bench.converge("burst", 2)  # no free slot: nothing starts (see the fixture)
+    assert bench.gateway.status["burst-1"] == "DRAIN", "a leaving replica was re-enabled"
+    waits = [r.message for r in caplog.records if "no free slot" in r.message]
+    assert waits == [
+        "pool burst has no free slot for 1 replacement(s): they wait for burst-1 (leaving) to stop"
+    ]
+
+
+def test_down_stops_replicas_in_every_leaving_state(bench: Bench, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.5)
+    serving = bench.replica("private-0")
+    noticed = bench.replica("burst-0", interrupt_at=time.time() + 60)
+    stuck = bench.replica(
+        "burst-1", _stubborn(bench.tmp_path / "burst-1.ready"), interrupt_at=time.time() - 1
+    )
+    bench.gateway.in_flight["burst-0"] = 1
+    bench.converge("burst", 0)  # burst-0 stays drained; burst-1 ignores its SIGTERM
+    records = bench.records()
+    assert records["burst-0"].interrupt_at and records["burst-0"].stop_requested_at is None
+    assert records["burst-1"].stop_requested_at is not None
+
+    assert bench.stack.down() == 3
+    for record in (serving, noticed, stuck):
+        assert group_members(record.pid) == []
+    assert bench.stack.run_dir.load() is None
