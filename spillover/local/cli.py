@@ -67,7 +67,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     interrupt = actions.add_parser(
         "interrupt",
         help="give a replica a spot interruption notice: out of rotation now, a "
-        "replacement starts, and it is stopped when the notice runs out",
+        "replacement starts, and it is stopped once idle (when the notice runs out at "
+        "the latest)",
     )
     interrupt.add_argument("replica", help="e.g. burst-0 (see `local status`)")
     interrupt.add_argument(
@@ -166,7 +167,7 @@ def _interrupt(args: argparse.Namespace) -> int:
     clock = time.strftime("%H:%M:%S", time.gmtime(stops_at))
     print(
         f"{args.replica} has an interruption notice: out of rotation now, "
-        f"stopped at {clock} UTC unless it exits first"
+        f"stopped once idle, by {clock} UTC at the latest"
     )
     return 0
 
@@ -206,7 +207,7 @@ def _notice(interrupt_at: float | None, now: float) -> str:
         return ""
     left = interrupt_at - now
     if left > 0:
-        return f"stops in {math.ceil(left):.0f} s"
+        return f"stops once idle, in {math.ceil(left):.0f} s at the latest"
     return f"notice ran out {-left:.0f} s ago: stopped at the next converge"
 
 

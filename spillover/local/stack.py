@@ -241,7 +241,10 @@ class LocalStack:
                 self._gateway().drain_server(replica)
             self.run_dir.save(state)
             logger.info(
-                "%s has an interruption notice: drained, stopped in %.0f s", replica, seconds
+                "%s has an interruption notice: drained, stopped once idle (in %.0f s at the "
+                "latest)",
+                replica,
+                seconds,
             )
             return interrupt_at
 

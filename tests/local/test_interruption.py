@@ -64,7 +64,7 @@ def test_a_noticed_replica_is_drained_replaced_then_stopped_with_no_failed_reque
         assert notice.returncode == 0, notice.stderr
         assert re.fullmatch(
             r"burst-0 has an interruption notice: out of rotation now, "
-            r"stopped at \d\d:\d\d:\d\d UTC unless it exits first\n",
+            r"stopped once idle, by \d\d:\d\d:\d\d UTC at the latest\n",
             notice.stdout,
         ), notice.stdout
         interrupt_at = _records(stack)["burst-0"].interrupt_at
@@ -75,7 +75,9 @@ def test_a_noticed_replica_is_drained_replaced_then_stopped_with_no_failed_reque
         assert shown["burst-0"].interrupt_at == interrupt_at
         status = _cli(stack, "status")
         line = next(line for line in status.stdout.splitlines() if " burst-0 " in line)
-        assert "DRAIN" in line and re.search(r"stops in \d s", line), status.stdout
+        assert "DRAIN" in line and re.search(r"stops once idle, in \d s at the latest", line), (
+            status.stdout
+        )
         served_before_notice = _sessions(gateway, "burst-0")
 
         victim = _records(stack)["burst-0"]
