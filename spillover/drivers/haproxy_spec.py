@@ -125,8 +125,11 @@ class HealthCheck:
 class Timeouts:
     """Connection and request timeouts, in milliseconds."""
 
-    connect_ms: int = 1000
-    """Short: a refused or stalled connect is retried on another server instead of waited on."""
+    connect_ms: int = 250
+    """Short: a refused or stalled connect is retried on another server instead of waited
+    on. HAProxy also waits min(this, 1 s) before a retry when a backend has fewer than two
+    active servers: at 1 s, requests in flight when the private pool died waited a whole
+    second for the one warm burst replica (the failover drill's first p99 window)."""
 
     client_ms: int = 30000
     """Idle client side; kept-alive load-generator connections stay open this long."""
