@@ -20,9 +20,10 @@ Share = PositiveFloat
 """A rate as a share of the private pool's capacity (1.0 = all of it)."""
 
 
-DRILL_STACK = {"controller": {"metrics_port": 0}}
-"""A drill's controller serves /metrics on any free port: a `local up` controller may
-hold the configured one, and the drill reads the ledger, not /metrics."""
+DRILL_STACK = {"controller": {"metrics_port": 0, "ledger_window_seconds": 5}}
+"""A drill's controller serves /metrics on any free port (a `local up` controller may
+hold the configured one; the drill reads the ledger, not /metrics), and charges 5 s
+ledger windows, so the spend of a spike or an outage is not blurred into a minute."""
 
 
 class _Settings(BaseModel):
