@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import signal
 import socket
 import threading
@@ -29,6 +28,7 @@ from loadtest.timeline import (
     build_timeline,
 )
 from loadtest.traces import Trace, TraceError, constant, diurnal, flash_sale, ramp, replay
+from spillover.arguments import non_negative_float, positive_float, positive_int
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
 from spillover.controller.cli import DATABASE_FILE
@@ -63,25 +63,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     load.add_argument("--trace", choices=TRACES, default="constant", help="load shape (constant)")
     load.add_argument(
         "--rps",
-        type=_non_negative,
+        type=non_negative_float,
         default=100.0,
         help="base rate: the constant rate, the ramp's start, the diurnal night trough, "
         "the load around a flash sale (100)",
     )
     load.add_argument(
         "--peak-rps",
-        type=_non_negative,
+        type=non_negative_float,
         help="the ramp's end (4x --rps), the diurnal evening peak (5x), the flash-sale peak (10x)",
     )
     load.add_argument(
         "--duration",
-        type=_positive,
+        type=positive_float,
         help=f"seconds ({DEFAULT_DURATION_S:g}); with replay, a cut of the CSV's trace",
     )
     load.add_argument("--csv", type=Path, help="replay: a CSV of `seconds,rps` lines")
-    load.add_argument("--start", type=_non_negative, help="flash-sale start, s (duration / 4)")
+    load.add_argument("--start", type=non_negative_float, help="flash-sale start, s (duration / 4)")
     load.add_argument(
-        "--max-requests", type=_positive_int, default=100_000, help="at most this many (100000)"
+        "--max-requests", type=positive_int, default=100_000, help="at most this many (100000)"
     )
     load.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="(grpc)")
     load.add_argument(
@@ -100,9 +100,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the model whose users and items requests are drawn from (default: %(default)s)",
     )
     load.add_argument(
-        "--slo-ms", type=_positive, help="p99 latency goal (default: the packaged config's)"
+        "--slo-ms", type=positive_float, help="p99 latency goal (default: the packaged config's)"
     )
-    load.add_argument("--request-timeout", type=_positive, default=10.0, help="seconds (10)")
+    load.add_argument("--request-timeout", type=positive_float, default=10.0, help="seconds (10)")
     load.add_argument("--reports-dir", type=Path, default=Path("reports"), help="(reports)")
     load.add_argument("--seed", type=int, default=0, help="arrivals and requests (0)")
     load.set_defaults(func=_load)
@@ -371,24 +371,3 @@ def _settings(
         "n_users": n_users,
         "n_items": n_items,
     }
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value

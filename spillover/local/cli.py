@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from spillover.arguments import non_negative_int, positive_float, positive_int
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
 from spillover.local.layout import LocalLayout, LocalPool
@@ -40,10 +41,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--no-controller", action="store_true", help="size pools by hand (local scale/weights)"
     )
-    up.add_argument("--private", type=_count, help="with --no-controller: private replicas (2)")
-    up.add_argument("--burst", type=_count, help="with --no-controller: burst replicas (0)")
     up.add_argument(
-        "--max-replicas", type=_positive, help="with --no-controller: slots per pool (4)"
+        "--private", type=non_negative_int, help="with --no-controller: private replicas (2)"
+    )
+    up.add_argument(
+        "--burst", type=non_negative_int, help="with --no-controller: burst replicas (0)"
+    )
+    up.add_argument(
+        "--max-replicas", type=positive_int, help="with --no-controller: slots per pool (4)"
     )
     up.add_argument(
         "--port-base", type=int, default=8000, help="gateway HTTP port; others follow (8000)"
@@ -54,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     scale = actions.add_parser("scale", help="set a pool's replica count")
     scale.add_argument("pool")
-    scale.add_argument("replicas", type=_count)
+    scale.add_argument("replicas", type=non_negative_int)
     scale.add_argument("--timeout", type=float, default=120.0, help="readiness timeout, seconds")
     scale.set_defaults(func=_scale)
 
@@ -74,7 +79,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     interrupt.add_argument(
         "--in",
         dest="seconds",
-        type=_seconds,
+        type=positive_float,
         default=120.0,
         metavar="SECONDS",
         help="until it is stopped (default: %(default)g, as EC2 gives a spot instance); "
@@ -209,27 +214,6 @@ def _notice(interrupt_at: float | None, now: float) -> str:
     if left > 0:
         return f"stops once idle, in {math.ceil(left):.0f} s at the latest"
     return f"notice ran out {-left:.0f} s ago: stopped at the next converge"
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def _share(text: str) -> tuple[str, int]:
