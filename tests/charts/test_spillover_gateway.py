@@ -97,7 +97,7 @@ def test_health_checks_and_retries_mirror_the_local_gateway(render_gateway: Rend
         assert "check inter 500ms" in defaults
         assert "observe layer4 error-limit 1 on-error mark-down" in defaults
     for setting in (
-        "    retries 3",
+        "    retries 6",
         "    option redispatch 1",
         "    option http-buffer-request",
         "    retry-on conn-failure empty-response junk-response response-timeout",
