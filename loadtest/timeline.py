@@ -161,11 +161,8 @@ class GatewaySampler(_Sampler[GatewaySample]):
 
 def gateway_sample(stats: GatewayStats, at: float) -> GatewaySample:
     """One sample from one ``show stat`` answer read at ``at``."""
-    # Summed like spillover.controller.observe's per-pool totals (every backend's rows:
-    # HTTP and gRPC traffic both count), so a report's shares match what the controller saw.
-    responses: dict[str, int] = {}
-    for row in stats.servers:
-        responses[row.pool] = responses.get(row.pool, 0) + row.responses_total
+    # The controller's own per-pool totals, so a report's shares match what it saw.
+    responses = {pool: total for pool, (total, _) in stats.pool_totals().items()}
     return GatewaySample(
         at=at,
         status_by_server={

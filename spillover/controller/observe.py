@@ -63,6 +63,8 @@ def fetch_metrics(url: str, timeout_s: float) -> str:
 class _GatewayReading:
     stats: GatewayStats
     at: float
+    pool_totals: dict[str, tuple[int, int]]
+    """Per pool (responses, 5xx), summed once per read rather than once per pool."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class Observer:
         reading = self._gateway_readings[1] if self._gateway_fresh else None
         if reading is None:
             return {}
-        return {name: _pool_totals(reading.stats, name) for name in self._pool_names}
+        return {name: reading.pool_totals.get(name, (0, 0)) for name in self._pool_names}
 
     @property
     def _pool_names(self) -> list[str]:
@@ -217,7 +219,7 @@ class Observer:
         except RuntimeApiError as error:
             logger.warning("gateway stats unavailable: %s", error)
             return self._gateway_readings[1], None
-        reading = _GatewayReading(stats, now)
+        reading = _GatewayReading(stats, now, stats.pool_totals())
         self._gateway_readings = (self._gateway_readings[1], reading)
         return self._gateway_readings
 
@@ -368,20 +370,13 @@ def _gateway_rates(
     """(responses/s, 5xx/s) the pool's servers gave over the interval; None if unknown."""
     if previous is None or current is None or current.at <= previous.at:
         return None
-    before, after = _pool_totals(previous.stats, pool), _pool_totals(current.stats, pool)
+    before = previous.pool_totals.get(pool, (0, 0))
+    after = current.pool_totals.get(pool, (0, 0))
     responses, errors = after[0] - before[0], after[1] - before[1]
     if responses < 0 or errors < 0:
         return None
     seconds = current.at - previous.at
     return responses / seconds, errors / seconds
-
-
-def _pool_totals(stats: GatewayStats, pool: str) -> tuple[int, int]:
-    rows = [row for row in stats.servers if row.pool == pool]
-    return (
-        sum(row.responses_total for row in rows),
-        sum(row.responses_by_class["5xx"] for row in rows),
-    )
 
 
 def _server_readiness(reading: _GatewayReading) -> dict[str, bool]:

@@ -128,6 +128,18 @@ class GatewayStats:
         """Inference requests received over every protocol since the gateway started."""
         return sum(frontend.requests_total for frontend in self.frontends)
 
+    def pool_totals(self) -> dict[str, tuple[int, int]]:
+        """Per pool, cumulative (responses, 5xx) over every backend's rows: HTTP and gRPC
+        traffic both count. Counters restart at 0 with the gateway."""
+        totals: dict[str, tuple[int, int]] = {}
+        for row in self.servers:
+            responses, errors = totals.get(row.pool, (0, 0))
+            totals[row.pool] = (
+                responses + row.responses_total,
+                errors + row.responses_by_class["5xx"],
+            )
+        return totals
+
 
 class RuntimeApi:
     """The runtime API of one running gateway.
