@@ -100,7 +100,20 @@ def test_scaling_burst_to_zero_under_load_returns_at_once_and_stops_it_over_late
 
 # --- the state machine, on real processes behind a stand-in gateway ----------------------
 
-SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+def _graceful(ready: Path) -> list[str]:
+    """A replica that takes a moment to exit on SIGTERM, as Triton does while it unloads
+    its models; one that exited at once could be gone within the very call that signals
+    it, before a test could see it stopping."""
+    return [
+        sys.executable,
+        "-c",
+        "import pathlib, signal, sys, time;"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.3), sys.exit(0)));"
+        "pathlib.Path(sys.argv[1]).touch();"
+        "time.sleep(60)",
+        str(ready),
+    ]
 
 
 def _stubborn(ready: Path) -> list[str]:
@@ -185,12 +198,11 @@ class Bench:
     def replica(self, name: str, command: list[str] | None = None, **fields) -> ReplicaRecord:
         """Start a stand-in replica process in its own group and record it."""
         ready = self.tmp_path / f"{name}.ready"
-        process = start_process(command or SLEEPER, self.tmp_path / f"{name}.log")
+        process = start_process(command or _graceful(ready), self.tmp_path / f"{name}.log")
         self.started.append(process.pid)
         started = start_ticks(process.pid)
         assert started is not None
-        if command is not None:  # wait until it ignores SIGTERM
-            _until(ready.exists, 10, f"{name} never got ready")
+        _until(ready.exists, 10, f"{name} never got ready")  # its SIGTERM handler is in place
         record = ReplicaRecord(name, name.rsplit("-", 1)[0], process.pid, started, "l", **fields)
         state = self.stack.run_dir.load()
         assert state is not None
