@@ -141,7 +141,6 @@ def test_a_stall_shows_in_every_request_meant_to_leave_during_it(
     assert np.all(run.latency_s[during] >= waited - 0.005)
     assert np.all(run.latency_s[during] < waited + 0.1)
     before = sent_s < 0.98
-    assert np.all(run.latency_s[before] >= run.lag_s[before])
     assert np.all(run.latency_s[before] - run.lag_s[before] < 0.1)
 
     second = run.seconds[1]
