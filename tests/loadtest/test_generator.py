@@ -8,6 +8,7 @@ against real Triton replicas over HTTP and gRPC.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -239,6 +240,36 @@ def test_a_quiet_end_of_the_trace_is_waited_out(fake_triton: FakeTriton) -> None
     assert run.sent > 10 and run.end_s == 1.5 and len(run.seconds) == 2
     assert run.seconds[1].sent == 0 and run.seconds[1].p99_ms is None
     assert run.sent == run.schedule.planned  # the silence is not sends left undone
+
+
+def test_full_garbage_collections_during_a_run_hold_back_no_send(fake_triton: FakeTriton) -> None:
+    """A process with a big heap, as a test session or a drill is, running full garbage
+    collections mid-run (Python starts them by itself as the run allocates): the sends
+    still leave on time, because the objects from before the run are not walked."""
+    gc.disable()  # only to build the heap quickly
+    try:
+        heap = [{"key": [i], "value": [i, None]} for i in range(1_000_000)]
+    finally:
+        gc.enable()
+    began = time.perf_counter()
+    gc.collect()
+    full_collection_s = time.perf_counter() - began
+    assert full_collection_s > 0.1, "the heap is too small for a collection to hold sends up"
+
+    start_at = time.time() + 0.3
+    collections = [threading.Timer(0.3 + at, gc.collect) for at in (0.5, 1.2)]
+    for timer in collections:
+        timer.start()
+    try:
+        run = _run(fake_triton.url, constant(100, 2), start_at=start_at, seed=11)
+    finally:
+        for timer in collections:
+            timer.cancel()
+        del heap
+    assert run.failed == 0, run.error_examples
+    assert run.schedule.kept, (
+        f"{run.schedule.reason} (a full collection took {full_collection_s * 1000:.0f} ms)"
+    )
 
 
 def test_a_generator_that_cannot_send_on_time_says_so(fake_triton: FakeTriton) -> None:
