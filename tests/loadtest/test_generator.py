@@ -123,31 +123,25 @@ def test_a_stall_shows_in_every_request_meant_to_leave_during_it(
 ) -> None:
     """The server freezes from t = 1 s to t = 2 s. A closed loop would record one slow
     request; open loop keeps sending, and each request intended at t in the stall waits
-    2 - t, measured from its intended time (no coordinated omission).
-
-    Expectations follow when each request really left (intended + lag), so a machine
-    that holds the generator back for a moment (one CI run: 273 ms) changes what is
-    expected, not whether the test passes; the lag is in the latency either way."""
+    2 - t, measured from its intended time (no coordinated omission)."""
     start_at = time.time() + 0.3
     fake_triton.behave(delay_s=0.002, stall=(start_at + 1.0, start_at + 2.0))
     run = _run(fake_triton.url, constant(100, 3), start_at=start_at, seed=2)
 
-    assert run.failed == 0, run.error_examples
-    sent_s = run.intended_s + run.lag_s
+    assert run.failed == 0 and run.schedule.kept, run.schedule.reason
     during = (run.intended_s >= 1.02) & (run.intended_s < 1.98)
-    left_in_stall = np.count_nonzero(during & (sent_s < 1.98))
-    assert left_in_stall > 60, f"sending waited for the stall: {run.schedule.reason}"
-    # From the intended send: until the stall ended, or until it left if it left later.
-    waited = np.maximum(2.0 - run.intended_s, run.lag_s)[during]
+    assert np.count_nonzero(during) > 60  # sending went on through the stall
+    waited = 2.0 - run.intended_s[during]
     assert np.all(run.latency_s[during] >= waited - 0.005)
     assert np.all(run.latency_s[during] < waited + 0.1)
-    before = sent_s < 0.98
-    assert np.all(run.latency_s[before] - run.lag_s[before] < 0.1)
+    before = run.intended_s < 0.98
+    assert np.all(run.latency_s[before] < 0.1)
 
     second = run.seconds[1]
     assert second.sent == np.count_nonzero((run.intended_s >= 1) & (run.intended_s < 2))
     assert second.p99_ms is not None and second.p99_ms > 900
     assert second.p50_ms is not None and 350 < second.p50_ms < 650
+    assert run.seconds[0].p99_ms is not None and run.seconds[0].p99_ms < 100
     assert run.percentile_ms(50, 1.0, 2.0) == second.p50_ms
     overall = run.percentile_ms(99)
     assert overall is not None and overall > 900
@@ -217,6 +211,7 @@ def test_stop_ends_the_run_and_the_plan_is_what_was_due_by_then(
     assert 0.6 < run.end_s < 0.9
     offsets = arrivals(constant(50, 60), seed=7)
     assert run.sent == run.schedule.planned == np.count_nonzero(offsets <= run.end_s)
+    assert run.schedule.kept, run.schedule.reason
     assert len(run.seconds) == 1
 
 
@@ -239,7 +234,7 @@ def test_a_quiet_end_of_the_trace_is_waited_out(fake_triton: FakeTriton) -> None
     assert time.monotonic() - began >= 0.2 + 1.5 - 0.05
     assert run.sent > 10 and run.end_s == 1.5 and len(run.seconds) == 2
     assert run.seconds[1].sent == 0 and run.seconds[1].p99_ms is None
-    assert run.sent == run.schedule.planned  # the silence is not sends left undone
+    assert run.schedule.kept, run.schedule.reason
 
 
 def test_full_garbage_collections_during_a_run_hold_back_no_send(fake_triton: FakeTriton) -> None:
