@@ -8,6 +8,7 @@ hold even on a noisy machine where absolute figures drift.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import sys
 import time
@@ -163,7 +164,7 @@ def _wait_http_ok(url: str, timeout_s: float, log: Path) -> None:
             with urllib.request.urlopen(url, timeout=1.0) as response:
                 if response.status == 200:
                     return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or a self-connected probe
             time.sleep(0.2)
     raise BenchError(
         f"{url} did not answer within {timeout_s:.0f} s; last lines of {log}:\n{log_tail(log)}"

@@ -17,12 +17,12 @@ forgotten once its processes have exited, or SIGKILLed after STOP_GRACE_SECONDS.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import math
 import shutil
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +97,18 @@ class ReplicaStatus:
 
 
 def is_ready(port: int, timeout: float = 0.5) -> bool:
-    """Triton's own readiness: server up and every model loaded."""
+    """Triton's own readiness: server up and every model loaded.
+
+    Anything but an HTTP 200 is not ready, a garbled answer too: with nothing listening
+    on a port in the ephemeral range, the probe's socket can be given that very port
+    and connect to itself (TCP simultaneous open), and then reads its own request back.
+    """
     try:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/v2/health/ready", timeout=timeout
         ) as response:
             return response.status == 200
-    except (urllib.error.URLError, OSError):
+    except (OSError, http.client.HTTPException):  # URLError is an OSError
         return False
 
 
