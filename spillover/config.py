@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from spillover.drivers.registry import DRIVERS
 from spillover.errors import SpilloverError
 
 HOURS_PER_YEAR = 24 * 365
@@ -25,6 +33,22 @@ PoolName = Annotated[
         pattern=r"^[a-z][a-z0-9_]{0,30}$",
         description="Lower-case letters, digits and _; also the prefix of the pool's replica "
         "names (private-0) and a metric label.",
+    ),
+]
+
+
+def _known_driver(name: str) -> str:
+    if name not in DRIVERS:
+        raise ValueError(f"unknown driver {name!r}; one of: {', '.join(DRIVERS)}")
+    return name
+
+
+DriverName = Annotated[
+    str,
+    AfterValidator(_known_driver),
+    Field(
+        json_schema_extra={"enum": list(DRIVERS)},
+        description=". ".join(f"{name}: {entry.summary}" for name, entry in DRIVERS.items()) + ".",
     ),
 ]
 
@@ -134,11 +158,7 @@ class PoolConfig(_Settings):
         description="private: owned GPUs, filled first. burst: cloud capacity used for the "
         "overflow and when private fails."
     )
-    driver: Literal["local", "kubernetes"] = Field(
-        default="local",
-        description="local: tritonserver processes on 127.0.0.1. kubernetes: "
-        "a Deployment's scale subresource.",
-    )
+    driver: DriverName = "local"
     min_replicas: int = Field(
         default=0, ge=0, description="Fewest replicas; 0 lets a burst pool stand by at no cost."
     )
@@ -171,8 +191,9 @@ class PoolConfig(_Settings):
                 f"capacity_type {self.capacity_type!r} does not fit role {self.role!r}: "
                 "private pools are 'owned', burst pools 'spot' or 'on-demand'"
             )
-        if self.driver == "kubernetes" and self.kubernetes is None:
-            raise ValueError("driver 'kubernetes' needs a `kubernetes` section")
+        section = DRIVERS[self.driver].section
+        if section is not None and getattr(self, section) is None:
+            raise ValueError(f"driver {self.driver!r} needs a `{section}` section")
         return self
 
 

@@ -14,10 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from spillover.config import PoolConfig
 from spillover.controller.decisions import Decision, ScalePool, SetWeights
-from spillover.controller.pools import PoolDriver, ReplicaTarget
 from spillover.drivers import haproxy
+from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.drivers.processes import is_running, started_at_epoch
+from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
 from spillover.local.stack import LocalStack, StackError, is_ready
 
@@ -112,6 +114,14 @@ class GatewayActuator:
             raise PermanentError(f"the gateway refused shares {dict(shares)}: {error}") from error
 
 
+def local_pool_drivers(
+    pools: Sequence[PoolConfig], context: DriverContext
+) -> Mapping[str, PoolDriver]:
+    """Local pools share one driver: its replicas are listed once per tick, not per pool."""
+    driver = LocalPoolDriver(context.run_dir)
+    return dict.fromkeys((pool.name for pool in pools), driver)
+
+
 class LocalPoolDriver:
     """Pools of tritonserver processes on 127.0.0.1 (the local stack)."""
 
@@ -139,6 +149,7 @@ class LocalPoolDriver:
                 started_at=started_at_epoch(record.started),
                 metrics_url=f"http://127.0.0.1:{ports[record.name].metrics}/metrics",
                 draining=record.interrupt_at is not None,
+                gateway_server=record.name,
             )
             for record in records
         ]

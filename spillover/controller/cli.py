@@ -13,14 +13,14 @@ from typing import Any
 
 from spillover.config import SpilloverConfig, load_config
 from spillover.config_cli import LOCAL_DEFAULT
-from spillover.controller.actuators import Actuators, GatewayActuator, LocalPoolDriver
+from spillover.controller.actuators import Actuators, GatewayActuator
 from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.observe import Observer
-from spillover.controller.pools import PoolDriver
 from spillover.controller.reports import format_spend, parse_since
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.registry import DriverContext, build_drivers
 from spillover.errors import SpilloverError
 from spillover.local.state import RunDir
 from spillover.tables import format_table
@@ -69,22 +69,9 @@ def database_path(config: SpilloverConfig, run_dir: Path) -> Path:
     return run_dir / DATABASE_FILE
 
 
-def pool_drivers(config: SpilloverConfig, run_dir: Path) -> dict[str, PoolDriver]:
-    local = LocalPoolDriver(run_dir)
-    drivers: dict[str, PoolDriver] = {}
-    for pool in config.pools:
-        if pool.driver == "local":
-            drivers[pool.name] = local
-        else:
-            from spillover.controller.kubernetes_pools import KubernetesPoolDriver
-
-            drivers[pool.name] = KubernetesPoolDriver(pool)
-    return drivers
-
-
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    drivers = pool_drivers(config, args.run_dir)
+    drivers = build_drivers(config.pools, DriverContext(run_dir=args.run_dir))
     gateway = RuntimeApi(config.gateway.runtime_api or RunDir(args.run_dir).gateway_socket)
     database = database_path(config, args.run_dir)
     database.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
     loop = ControllerLoop(
         config,
-        # Local pools share one driver: list its replicas once per tick, not per pool.
+        # A driver that runs several pools lists its replicas once per tick, not per pool.
         Observer(config, list({id(d): d for d in drivers.values()}.values()), gateway),
         Actuators(drivers, GatewayActuator(gateway)),
         ledger,

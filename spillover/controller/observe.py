@@ -25,7 +25,6 @@ from typing import Any, Protocol, TypeVar
 
 from spillover.config import SpilloverConfig
 from spillover.controller import triton_metrics
-from spillover.controller.pools import PoolDriver, ReplicaTarget
 from spillover.controller.snapshot import (
     PoolObservation,
     ReplicaObservation,
@@ -34,6 +33,7 @@ from spillover.controller.snapshot import (
 )
 from spillover.drivers.haproxy_runtime import GatewayStats, RuntimeApiError
 from spillover.drivers.haproxy_spec import HTTP_BACKEND, pool_of_server
+from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.errors import SpilloverError, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -308,18 +308,17 @@ class Observer:
 def _replica(
     replica: ReplicaTarget, gateway_ready: Mapping[str, bool], pool: str
 ) -> ReplicaObservation:
-    """Ready once the driver and the gateway both say so. A local replica is a gateway
-    server of its own name; a Kubernetes pod is not (the gateway's slots are filled
-    from DNS), so for it the gateway must have some ready server in its pool. A live
-    replica with notice it will be stopped is draining, whatever its readiness."""
+    """Ready once the driver and the gateway both say so: its own gateway server when
+    it has one, else some ready server of its pool. A live replica with notice it will
+    be stopped is draining, whatever its readiness."""
     phase: ReplicaPhase = "starting"
     if not replica.alive:
         phase = "failed"
     elif replica.draining:
         phase = "draining"
     elif replica.ready:
-        if replica.name in gateway_ready:
-            in_rotation = gateway_ready[replica.name]
+        if replica.gateway_server is not None:
+            in_rotation = gateway_ready.get(replica.gateway_server, False)
         else:
             in_rotation = any(
                 ready for server, ready in gateway_ready.items() if _pool_of(server) == pool

@@ -15,7 +15,6 @@ import pytest
 
 from spillover.config import SpilloverConfig, parse_config
 from spillover.controller.observe import Observer
-from spillover.controller.pools import ReplicaTarget
 from spillover.controller.snapshot import Snapshot
 from spillover.drivers.haproxy_runtime import (
     FrontendStats,
@@ -24,6 +23,7 @@ from spillover.drivers.haproxy_runtime import (
     ServerStats,
 )
 from spillover.drivers.haproxy_spec import BACKENDS, GRPC_FRONTEND, HTTP_FRONTEND
+from spillover.drivers.pools import ReplicaTarget
 from spillover.errors import TemporaryError
 
 STALE_AFTER_S = 10.0
@@ -203,6 +203,7 @@ class Rig:
             started_at,
             f"http://{name}/metrics",
             draining=draining,
+            gateway_server=name,
         )
         self.pages[name] = TritonPage()
         self.gateway.servers[name] = Server()
@@ -532,7 +533,7 @@ def test_burst_spend_comes_from_the_callable_given() -> None:
 def test_a_kubernetes_pod_is_ready_when_its_pool_has_a_ready_gateway_server():
     """Pods are not gateway servers by name: the pool's slots stand in for them."""
     from spillover.controller.observe import _replica
-    from spillover.controller.pools import ReplicaTarget
+    from spillover.drivers.pools import ReplicaTarget
 
     pod = ReplicaTarget("triton-7d9f-abcde", "burst", True, True, 0.0, "")
     assert _replica(pod, {"burst-0": True, "private-0": True}, "burst").phase == "ready"

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from spillover.config import KubernetesTarget, PoolConfig
-from spillover.controller.pools import ReplicaTarget
+from spillover.drivers.pools import PoolDriver, ReplicaTarget
+from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def _new_api_client(target: KubernetesTarget) -> client.ApiClient:
         raise PermanentError(
             f"cannot use kubeconfig {path} (context {target.context or 'current'}): {error}"
         ) from error
+
+
+def for_pools(pools: Sequence[PoolConfig], context: DriverContext) -> Mapping[str, PoolDriver]:
+    """One driver per pool: each pool is its own Deployment, maybe in its own cluster."""
+    return {pool.name: KubernetesPoolDriver(pool) for pool in pools}
 
 
 class KubernetesPoolDriver:

@@ -2,7 +2,8 @@
 
 The policy never sees a driver; the observer asks drivers which replicas exist and
 the actuators ask them to scale. Local processes and Kubernetes Deployments both
-fit behind this.
+fit behind this; `spillover.drivers.registry` says which driver a pool's `driver:`
+key names.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ class ReplicaTarget:
     """One replica as its driver knows it."""
 
     name: str
-    """Unique across pools, and the gateway's server name for it (`private-0`)."""
+    """Unique across pools (`private-0`, or a pod's name)."""
     pool: str
     alive: bool
     """Its process (or pod) runs; False once it has exited or was evicted."""
@@ -25,10 +26,16 @@ class ReplicaTarget:
     started_at: float
     """When it was started, in seconds since the epoch."""
     metrics_url: str
-    """Triton's Prometheus endpoint, e.g. http://127.0.0.1:8012/metrics."""
+    """Triton's Prometheus endpoint, e.g. http://127.0.0.1:8012/metrics; empty while
+    the replica has no address yet."""
     draining: bool = False
     """Has notice it will be stopped: a spot interruption or a terminating pod; out of
     rotation, still billed until it stops."""
+    gateway_server: str | None = None
+    """The gateway's server name for this replica, when the gateway has one per
+    replica (a local slot). None when the gateway knows the pool only as a whole (in a
+    cluster its slots are filled from DNS, and a slot says nothing about which pod it
+    holds): then the replica is in rotation when any of its pool's servers is."""
 
 
 class PoolDriver(Protocol):

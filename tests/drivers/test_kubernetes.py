@@ -18,12 +18,12 @@ import yaml
 from pydantic import ValidationError
 
 from spillover.config import KubernetesTarget, PoolConfig, Price
-from spillover.controller.kubernetes_pools import KubernetesPoolDriver, api_client_for
 from spillover.controller.observe import _replica as _observed
-from spillover.controller.pools import ReplicaTarget
 from spillover.controller.snapshot import PoolObservation
+from spillover.drivers.kubernetes import KubernetesPoolDriver, api_client_for
+from spillover.drivers.pools import ReplicaTarget
 from spillover.errors import PermanentError, TemporaryError
-from tests.controller.fake_kube_api import (
+from tests.drivers.fake_kube_api import (
     MERGE_PATCH_TYPES,
     Deployment,
     FakeKubeApi,
