@@ -3,10 +3,13 @@
 Three sources, each read once per tick: the pool drivers (which replicas exist and
 whether they run), the gateway (one ``show stat``: demand at its frontends, per-pool
 responses and errors, readiness and weights of its servers) and every running
-replica's Triton ``/metrics`` (queue time and busy time), scraped in parallel.
+replica's Triton ``/metrics`` (queue time and busy time), scraped in parallel
+(`scraping`).
 
-Counters become rates over the real interval between two successful reads. A value
-that cannot be read fresh is reused while it is younger than
+Counters become rates over the real interval between two successful reads, each
+stamped (monotonic) when it was taken: listing replicas takes a varying share of the
+tick, so the tick's start says little about when the counters were read (`rates`).
+A value that cannot be read fresh is reused while it is younger than
 ``policy.stale_after_seconds`` and is None after that, never 0: zero load and
 unknown load call for opposite decisions. How long a pool's Triton metrics have been
 unreadable is reported too (``metrics_age_s``), so the policy can tell a metrics
@@ -17,22 +20,15 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from spillover.config import SpilloverConfig
-from spillover.controller import triton_metrics
-from spillover.controller.snapshot import (
-    PoolObservation,
-    ReplicaObservation,
-    ReplicaPhase,
-    Snapshot,
-)
+from spillover.controller import rates, scraping, triton_metrics
+from spillover.controller.snapshot import PoolObservation, Snapshot
 from spillover.drivers.haproxy_runtime import GatewayStats, RuntimeApiError
-from spillover.drivers.haproxy_spec import HTTP_BACKEND, pool_of_server
+from spillover.drivers.haproxy_spec import HTTP_BACKEND
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.errors import SpilloverError, TemporaryError
 
@@ -41,30 +37,11 @@ logger = logging.getLogger(__name__)
 SCRAPE_TIMEOUT_SECONDS = 1.0
 """A replica whose /metrics takes longer is treated as unreadable this tick."""
 
-T = TypeVar("T")
-
 
 class GatewayStatsSource(Protocol):
     """What the observer needs of the gateway: ``RuntimeApi`` is one."""
 
     def stats(self) -> GatewayStats: ...
-
-
-MetricsFetcher = Callable[[str, float], str]
-"""(metrics_url, timeout_seconds) -> the Prometheus text it answers."""
-
-
-def fetch_metrics(url: str, timeout_s: float) -> str:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:
-        return str(response.read().decode())
-
-
-@dataclass(frozen=True)
-class _GatewayReading:
-    stats: GatewayStats
-    at: float
-    pool_totals: dict[str, tuple[int, int]]
-    """Per pool (responses, 5xx), summed once per read rather than once per pool."""
 
 
 @dataclass(frozen=True)
@@ -74,26 +51,9 @@ class _Scrape:
     started_at: float
     counters: triton_metrics.TritonCounters
     at: float
-
-
-class _Recent:
-    """Values last read fresh, with when; reused only while younger than max_age."""
-
-    def __init__(self, max_age_s: float) -> None:
-        self.max_age_s = max_age_s
-        self._values: dict[object, tuple[Any, float]] = {}
-
-    def get(self, key: object, fresh: T | None, now: float) -> T | None:
-        """`fresh` when it is not None (and remember it), else the remembered value
-        while it is young enough, else None."""
-        if fresh is not None:
-            self._values[key] = (fresh, now)
-            return fresh
-        remembered = self._values.get(key)
-        if remembered is not None and now - remembered[1] < self.max_age_s:
-            value: T = remembered[0]
-            return value
-        return None
+    """Wall time of the tick that read it: the age of a pool's metrics."""
+    read_at: float
+    """Monotonic time of the read itself: the end of a rate's interval."""
 
 
 class Observer:
@@ -106,24 +66,29 @@ class Observer:
         gateway: GatewayStatsSource,
         clock: Callable[[], float] = time.time,
         *,
+        monotonic: Callable[[], float] = time.monotonic,
         model_instances: Mapping[str, int] | None = None,
-        fetch: MetricsFetcher = fetch_metrics,
+        fetch: scraping.MetricsFetcher = scraping.fetch_metrics,
         scrape_timeout_s: float = SCRAPE_TIMEOUT_SECONDS,
         burst_spend: Callable[[], float] | None = None,
     ) -> None:
         """model_instances: Triton model instances per replica, by pool (default 1): a
         replica's service rate is one instance's rate times this.
-        burst_spend: the ledger's burst spend this month, if the caller has one."""
+        burst_spend: the ledger's burst spend this month, if the caller has one.
+        clock stamps the snapshot and ages values; monotonic times the reads that rates
+        are taken between."""
         self.config = config
         self.drivers = tuple(drivers)
         self.gateway = gateway
         self.clock = clock
+        self.monotonic = monotonic
         self.model_instances = dict(model_instances or {})
         self.fetch = fetch
         self.scrape_timeout_s = scrape_timeout_s
         self.burst_spend = burst_spend
-        self._recent = _Recent(config.policy.stale_after_seconds)
-        self._gateway_readings: tuple[_GatewayReading | None, _GatewayReading | None] = (None, None)
+        self._recent = rates.Recent(config.policy.stale_after_seconds)
+        self._gateway_readings: tuple[rates.GatewayReading | None, rates.GatewayReading | None]
+        self._gateway_readings = (None, None)
         self._gateway_fresh = False
         self._scrapes: dict[str, _Scrape] = {}
         self._listed_since: dict[tuple[str, float], float] = {}
@@ -134,27 +99,34 @@ class Observer:
         now = self.clock()
         replicas = self._replicas(now)
         self._note_listed(replicas, now)
-        previous, current = self._read_gateway(now)
+        previous, current = self._read_gateway()
         self._gateway_fresh = current is not None
         intervals = self._scrape(replicas, now)
-        gateway_ready = self._recent.get(
-            "gateway-ready", _server_readiness(current) if current else None, now
+        server_ready = self._recent.get(
+            "server-ready", current.server_ready if current else None, now
         )
+        pool_ready = self._recent.get("pool-ready", current.pool_ready if current else None, now)
         pools = tuple(
             self._pool(
                 name,
                 [replica for replica in replicas if replica.pool == name],
                 intervals,
-                _gateway_rates(previous, current, name),
-                gateway_ready or {},
+                rates.gateway_rates(previous, current, name),
+                (server_ready or {}, pool_ready or {}),
                 now,
             )
             for name in self._pool_names
         )
-        fresh_weights = _weights(current.stats, self._pool_names) if current else None
+        fresh_weights = (
+            rates.percentages(
+                {pool: current.pool_weights.get(pool, 0) for pool in self._pool_names}
+            )
+            if current
+            else None
+        )
         return Snapshot(
             at=now,
-            demand_rps=self._recent.get("demand", _demand(previous, current), now),
+            demand_rps=self._recent.get("demand", rates.demand(previous, current), now),
             pools=pools,
             weights=self._recent.get("weights", fresh_weights, now) or {},
             burst_spend_this_month_usd=self.burst_spend() if self.burst_spend else 0.0,
@@ -212,14 +184,15 @@ class Observer:
             replicas += listed
         return [replica for replica in replicas if replica.pool in self._pool_names]
 
-    def _read_gateway(self, now: float) -> tuple[_GatewayReading | None, _GatewayReading | None]:
+    def _read_gateway(self) -> tuple[rates.GatewayReading | None, rates.GatewayReading | None]:
         """(previous successful read, this tick's read or None)."""
+        before = self.monotonic()
         try:
             stats = self.gateway.stats()
         except RuntimeApiError as error:
             logger.warning("gateway stats unavailable: %s", error)
             return self._gateway_readings[1], None
-        reading = _GatewayReading(stats, now, stats.pool_totals())
+        reading = _gateway_reading(stats, (before + self.monotonic()) / 2)
         self._gateway_readings = (self._gateway_readings[1], reading)
         return self._gateway_readings
 
@@ -228,37 +201,25 @@ class Observer:
     ) -> dict[str, triton_metrics.ReplicaInterval]:
         """Intervals of replicas scraped now and at an earlier tick, same incarnation."""
         running = [replica for replica in replicas if replica.alive]
-        texts = self._fetch_all(running)
+        answers = scraping.scrape_all(running, self.fetch, self.scrape_timeout_s, self.monotonic)
         intervals = {}
         for replica in running:
-            counters = _parse(replica, texts.get(replica.name))
-            if counters is None:
+            answer = answers.get(replica.name)
+            counters = scraping.parse(replica, answer)
+            if answer is None or counters is None:
                 continue  # keep the last good scrape: the next one spans the gap
             previous = self._scrapes.get(replica.name)
-            self._scrapes[replica.name] = _Scrape(replica.started_at, counters, now)
+            self._scrapes[replica.name] = _Scrape(replica.started_at, counters, now, answer.read_at)
             if previous is None or previous.started_at != replica.started_at:
                 continue  # a new (or restarted) replica: this scrape is its first
-            measured = triton_metrics.interval(previous.counters, counters, now - previous.at)
+            measured = triton_metrics.interval(
+                previous.counters, counters, answer.read_at - previous.read_at
+            )
             if measured is not None:
                 intervals[replica.name] = measured
         listed = {replica.name for replica in replicas}
         self._scrapes = {n: s for n, s in self._scrapes.items() if n in listed}
         return intervals
-
-    def _fetch_all(self, replicas: list[ReplicaTarget]) -> dict[str, str | BaseException]:
-        replicas = [r for r in replicas if r.metrics_url]  # a pod with no IP yet has none
-        if not replicas:
-            return {}
-        executor = ThreadPoolExecutor(max_workers=min(16, len(replicas)))
-        try:
-            futures: dict[str, Future[str]] = {
-                r.name: executor.submit(self.fetch, r.metrics_url, self.scrape_timeout_s)
-                for r in replicas
-            }
-            wait(futures.values(), timeout=self.scrape_timeout_s + 0.5)
-        finally:
-            executor.shutdown(wait=False, cancel_futures=True)
-        return {name: _outcome(future) for name, future in futures.items()}
 
     # --- one pool -----------------------------------------------------------------------
 
@@ -268,9 +229,10 @@ class Observer:
         replicas: list[ReplicaTarget],
         intervals: Mapping[str, triton_metrics.ReplicaInterval],
         gateway: tuple[float, float] | None,
-        gateway_ready: Mapping[str, bool],
+        gateway_ready: tuple[Mapping[str, bool], Mapping[str, bool]],
         now: float,
     ) -> PoolObservation:
+        """gateway_ready: readiness by server and by pool, as the gateway last said."""
         measured = [intervals[r.name] for r in replicas if r.name in intervals]
         triton = (
             triton_metrics.pool_traffic(measured, self.model_instances.get(name, 1))
@@ -291,7 +253,7 @@ class Observer:
         def recent(field: str, fresh: float | None) -> float | None:
             return self._recent.get((name, field), fresh, now)
 
-        observed = tuple(_replica(r, gateway_ready, name) for r in replicas)
+        observed = tuple(rates.replica_observation(r, *gateway_ready) for r in replicas)
         ready = [r for r, o in zip(replicas, observed, strict=True) if o.phase == "ready"]
         return PoolObservation(
             name=name,
@@ -303,36 +265,6 @@ class Observer:
             service_rate_rps=recent("service_rate", triton.service_rate_rps if triton else None),
             metrics_age_s=now - max(map(self._last_metrics, ready)) if ready else None,
         )
-
-
-def _replica(
-    replica: ReplicaTarget, gateway_ready: Mapping[str, bool], pool: str
-) -> ReplicaObservation:
-    """Ready once the driver and the gateway both say so: its own gateway server when
-    it has one, else some ready server of its pool. A live replica with notice it will
-    be stopped is draining, whatever its readiness."""
-    phase: ReplicaPhase = "starting"
-    if not replica.alive:
-        phase = "failed"
-    elif replica.draining:
-        phase = "draining"
-    elif replica.ready:
-        if replica.gateway_server is not None:
-            in_rotation = gateway_ready.get(replica.gateway_server, False)
-        else:
-            in_rotation = any(
-                ready for server, ready in gateway_ready.items() if _pool_of(server) == pool
-            )
-        if in_rotation:
-            phase = "ready"
-    return ReplicaObservation(replica.name, phase, replica.started_at)
-
-
-def _pool_of(server: str) -> str | None:
-    try:
-        return pool_of_server(server)
-    except ValueError:
-        return None
 
 
 def _served_and_failed(
@@ -350,85 +282,21 @@ def _served_and_failed(
     return served, max(failed, triton.failed_rps) if triton else failed
 
 
-# --- gateway arithmetic -----------------------------------------------------------------
-
-
-def _demand(previous: _GatewayReading | None, current: _GatewayReading | None) -> float | None:
-    """Requests per second arriving at the traffic frontends, served or not."""
-    if previous is None or current is None or current.at <= previous.at:
-        return None
-    arrived = current.stats.requests_total - previous.stats.requests_total
-    if arrived < 0:  # the gateway restarted: its counters began again at 0
-        return None
-    return arrived / (current.at - previous.at)
-
-
-def _gateway_rates(
-    previous: _GatewayReading | None, current: _GatewayReading | None, pool: str
-) -> tuple[float, float] | None:
-    """(responses/s, 5xx/s) the pool's servers gave over the interval; None if unknown."""
-    if previous is None or current is None or current.at <= previous.at:
-        return None
-    before = previous.pool_totals.get(pool, (0, 0))
-    after = current.pool_totals.get(pool, (0, 0))
-    responses, errors = after[0] - before[0], after[1] - before[1]
-    if responses < 0 or errors < 0:
-        return None
-    seconds = current.at - previous.at
-    return responses / seconds, errors / seconds
-
-
-def _server_readiness(reading: _GatewayReading) -> dict[str, bool]:
-    """Per server: ready on every backend that lists it."""
-    readiness: dict[str, bool] = {}
-    for row in reading.stats.servers:
-        readiness[row.server] = readiness.get(row.server, True) and row.ready
-    return readiness
-
-
-def _weights(stats: GatewayStats, pools: list[str]) -> dict[str, int]:
-    """Each pool's percent of the weight of ready servers; all 0 when none takes traffic."""
-    by_pool = dict.fromkeys(pools, 0)
+def _gateway_reading(stats: GatewayStats, read_at: float) -> rates.GatewayReading:
+    """What the rates and phases need of one ``show stat``, digested once per read."""
+    server_ready: dict[str, bool] = {}
+    pool_ready: dict[str, bool] = {}
+    pool_weights: dict[str, int] = {}
     for row in stats.servers:
-        if row.backend == HTTP_BACKEND and row.ready and row.pool in by_pool:
-            by_pool[row.pool] += row.weight
-    return _percentages(by_pool)
-
-
-def _percentages(weights: dict[str, int]) -> dict[str, int]:
-    """Shares in whole percent summing to 100 (largest remainders get the leftovers)."""
-    total = sum(weights.values())
-    if total == 0:
-        return dict(weights)
-    exact = {pool: 100 * weight / total for pool, weight in weights.items()}
-    shares = {pool: int(value) for pool, value in exact.items()}
-    by_remainder = sorted(exact, key=lambda pool: exact[pool] - shares[pool], reverse=True)
-    for pool in by_remainder[: 100 - sum(shares.values())]:
-        shares[pool] += 1
-    return shares
-
-
-# --- Triton scrapes ---------------------------------------------------------------------
-
-
-def _outcome(future: Future[str]) -> str | BaseException:
-    if not future.done():
-        return TimeoutError("no answer in time")
-    error = future.exception()
-    return error if error is not None else future.result()
-
-
-def _parse(
-    replica: ReplicaTarget, answer: str | BaseException | None
-) -> triton_metrics.TritonCounters | None:
-    problem: object = answer
-    if isinstance(answer, str):
-        try:
-            return triton_metrics.parse_counters(answer)
-        except ValueError as error:
-            problem = f"not Prometheus text ({error})"
-    # A starting replica often has no metrics endpoint yet, nor one on its way out; a
-    # ready one should.
-    level = logging.WARNING if replica.ready and not replica.draining else logging.DEBUG
-    logger.log(level, "no metrics from %s at %s: %s", replica.name, replica.metrics_url, problem)
-    return None
+        server_ready[row.server] = server_ready.get(row.server, True) and row.ready
+        pool_ready[row.pool] = pool_ready.get(row.pool, False) or row.ready
+        if row.backend == HTTP_BACKEND and row.ready:
+            pool_weights[row.pool] = pool_weights.get(row.pool, 0) + row.weight
+    return rates.GatewayReading(
+        read_at=read_at,
+        requests_total=stats.requests_total,
+        pool_totals=stats.pool_totals(),
+        server_ready=server_ready,
+        pool_ready=pool_ready,
+        pool_weights=pool_weights,
+    )

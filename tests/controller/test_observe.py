@@ -77,9 +77,9 @@ class FakeGateway:
         )
         # Each backend holds half of a server's counters, as HTTP and gRPC traffic would.
         servers = tuple(
-            _server_row(backend, name, server, share)
+            _server_row(backend, name, server, first)
             for name, server in self.servers.items()
-            for backend, share in zip(BACKENDS, (0.5, 0.5), strict=True)
+            for backend, first in zip(BACKENDS, (True, False), strict=True)
         )
         return GatewayStats(frontends, servers)
 
@@ -91,9 +91,15 @@ class FakeGateway:
         self.servers[server].errors += errors
 
 
-def _server_row(backend: str, name: str, server: Server, share: float) -> ServerStats:
-    errors = round(server.errors * share)
-    ok = round(server.responses * share) - errors
+def _server_row(backend: str, name: str, server: Server, first: bool) -> ServerStats:
+    """The first backend's half, or the rest: the two always add up to the server's."""
+
+    def half(count: int) -> int:
+        return count // 2 if first else count - count // 2
+
+    errors = half(server.errors)
+    responses = half(server.responses)
+    ok = responses - errors
     return ServerStats(
         backend=backend,
         server=name,
@@ -102,7 +108,7 @@ def _server_row(backend: str, name: str, server: Server, share: float) -> Server
         raw_status="UP" if server.ready else "DOWN",
         weight=server.weight,
         current_sessions=0,
-        total_sessions=round(server.responses * share),
+        total_sessions=responses,
         responses_by_class={"1xx": 0, "2xx": ok, "3xx": 0, "4xx": 0, "5xx": errors, "other": 0},
         check_status="L7OK",
         seconds_since_change=0,
@@ -166,6 +172,7 @@ class Rig:
             [self],
             self.gateway,
             self.clock,
+            monotonic=self.clock,
             fetch=self.fetch,
             model_instances=self.instances,
         )
@@ -532,12 +539,14 @@ def test_burst_spend_comes_from_the_callable_given() -> None:
 
 def test_a_kubernetes_pod_is_ready_when_its_pool_has_a_ready_gateway_server():
     """Pods are not gateway servers by name: the pool's slots stand in for them."""
-    from spillover.controller.observe import _replica
-    from spillover.drivers.pools import ReplicaTarget
-
-    pod = ReplicaTarget("triton-7d9f-abcde", "burst", True, True, 0.0, "")
-    assert _replica(pod, {"burst-0": True, "private-0": True}, "burst").phase == "ready"
-    assert _replica(pod, {"burst-0": False, "private-0": True}, "burst").phase == "starting"
+    world = rig("private-0")
+    world.targets["triton-7d9f-abcde"] = ReplicaTarget(
+        "triton-7d9f-abcde", "burst", True, True, 0.0, ""
+    )
+    world.gateway.servers["burst-0"] = Server()
+    assert world.observe().pool("burst").ready == 1
+    world.gateway.servers["burst-0"].ready = False
+    assert world.tick().pool("burst").ready == 0
 
 
 # --- metrics age --------------------------------------------------------------------------
@@ -623,7 +632,7 @@ def test_a_draining_replica_without_metrics_is_no_warning(caplog: pytest.LogCapt
     world = rig("private-0")
     world.add("private-1", draining=True)
     world.unreadable.update({"private-0", "private-1"})
-    with caplog.at_level(logging.DEBUG, logger="spillover.controller.observe"):
+    with caplog.at_level(logging.DEBUG, logger="spillover.controller.scraping"):
         world.observe()
     said = [(r.getMessage(), r.levelno) for r in caplog.records]
     levels = {message.split()[3]: level for message, level in said if "no metrics" in message}

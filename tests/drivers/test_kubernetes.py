@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from spillover.config import KubernetesTarget, PoolConfig, Price
-from spillover.controller.observe import _replica as _observed
+from spillover.controller.rates import replica_observation
 from spillover.controller.snapshot import PoolObservation
 from spillover.drivers.kubernetes import KubernetesPoolDriver, api_client_for
 from spillover.drivers.pools import ReplicaTarget
@@ -439,9 +439,10 @@ def test_a_terminating_pod_is_a_draining_replica_billed_until_it_is_gone(
         ("triton-burst-b", True, True),
         ("triton-burst-c", True, False),
     ]
-    gateway_ready = {"burst-0": True}  # the pool's DNS-filled slots: one ready
+    server_ready = {"burst-0": True}  # the pool's DNS-filled slots: one ready
     observed = PoolObservation(
-        "burst", tuple(_observed(replica, gateway_ready, "burst") for replica in replicas)
+        "burst",
+        tuple(replica_observation(r, server_ready, {"burst": True}) for r in replicas),
     )
     assert [r.phase for r in observed.replicas] == ["ready", "draining", "starting"]
     assert (observed.ready, observed.starting, observed.draining) == (1, 1, 1)
