@@ -25,11 +25,9 @@ from spillover.controller.ledger import Ledger, PoolUsage
 from spillover.controller.policy import Policy, PolicyState
 from spillover.controller.snapshot import Snapshot
 from spillover.controller.status import status_view
+from spillover.settings import DEFAULTS
 
 logger = logging.getLogger("spillover.controller")
-
-WEIGHT_CHANGE_WORTH_LOGGING = 5
-"""Shares move a little with every demand sample; a log line per point is noise."""
 
 
 class Observing(Protocol):
@@ -191,7 +189,7 @@ def _differs(previous: Decision | None, decision: Decision) -> bool:
         before, after = previous.shares, decision.shares
         moved = max(abs(after.get(pool, 0) - before.get(pool, 0)) for pool in after | before)
         serving_changed = {p for p, s in before.items() if s} != {p for p, s in after.items() if s}
-        return serving_changed or moved >= WEIGHT_CHANGE_WORTH_LOGGING
+        return serving_changed or moved >= DEFAULTS.log.weight_change_percent
     if isinstance(decision, Alert):
         return False  # said when it appeared; said again only after it cleared
     return previous.describe() != decision.describe()

@@ -31,11 +31,9 @@ from spillover.drivers.haproxy_runtime import GatewayStats, RuntimeApiError
 from spillover.drivers.haproxy_spec import HTTP_BACKEND
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.errors import SpilloverError, TemporaryError
+from spillover.settings import DEFAULTS, ObserveSettings
 
 logger = logging.getLogger(__name__)
-
-SCRAPE_TIMEOUT_SECONDS = 1.0
-"""A replica whose /metrics takes longer is treated as unreadable this tick."""
 
 
 class GatewayStatsSource(Protocol):
@@ -69,7 +67,7 @@ class Observer:
         monotonic: Callable[[], float] = time.monotonic,
         model_instances: Mapping[str, int] | None = None,
         fetch: scraping.MetricsFetcher = scraping.fetch_metrics,
-        scrape_timeout_s: float = SCRAPE_TIMEOUT_SECONDS,
+        settings: ObserveSettings = DEFAULTS.observe,
         burst_spend: Callable[[], float] | None = None,
     ) -> None:
         """model_instances: Triton model instances per replica, by pool (default 1): a
@@ -84,7 +82,7 @@ class Observer:
         self.monotonic = monotonic
         self.model_instances = dict(model_instances or {})
         self.fetch = fetch
-        self.scrape_timeout_s = scrape_timeout_s
+        self.settings = settings
         self.burst_spend = burst_spend
         self._recent = rates.Recent(config.policy.stale_after_seconds)
         self._gateway_readings: tuple[rates.GatewayReading | None, rates.GatewayReading | None]
@@ -201,7 +199,7 @@ class Observer:
     ) -> dict[str, triton_metrics.ReplicaInterval]:
         """Intervals of replicas scraped now and at an earlier tick, same incarnation."""
         running = [replica for replica in replicas if replica.alive]
-        answers = scraping.scrape_all(running, self.fetch, self.scrape_timeout_s, self.monotonic)
+        answers = scraping.scrape_all(running, self.fetch, self.settings, self.monotonic)
         intervals = {}
         for replica in running:
             answer = answers.get(replica.name)

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 
 from spillover.controller import triton_metrics
 from spillover.drivers.pools import ReplicaTarget
+from spillover.settings import ObserveSettings
 
 logger = logging.getLogger(__name__)
 
 MetricsFetcher = Callable[[str, float], str]
 """(metrics_url, timeout_seconds) -> the Prometheus text it answers."""
-
-MAX_PARALLEL_SCRAPES = 16
 
 
 def fetch_metrics(url: str, timeout_s: float) -> str:
@@ -42,11 +41,12 @@ class Answer:
 def scrape_all(
     replicas: Sequence[ReplicaTarget],
     fetch: MetricsFetcher,
-    timeout_s: float,
+    settings: ObserveSettings,
     monotonic: Callable[[], float],
 ) -> dict[str, Answer]:
     """Each replica with a metrics URL (a pod with no IP yet has none), by name; one
-    that did not answer within `timeout_s` is a TimeoutError."""
+    that did not answer within the scrape timeout is a TimeoutError."""
+    timeout_s = settings.scrape_timeout_s
     replicas = [replica for replica in replicas if replica.metrics_url]
     if not replicas:
         return {}
@@ -56,7 +56,7 @@ def scrape_all(
         text = fetch(url, timeout_s)
         return text, (before + monotonic()) / 2
 
-    executor = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_SCRAPES, len(replicas)))
+    executor = ThreadPoolExecutor(max_workers=min(settings.max_parallel_scrapes, len(replicas)))
     try:
         futures = {
             replica.name: executor.submit(timed, replica.metrics_url) for replica in replicas

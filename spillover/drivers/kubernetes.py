@@ -33,19 +33,12 @@ from spillover.config import KubernetesTarget, PoolConfig
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
+from spillover.settings import DEFAULTS, KubernetesSettings
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 3.0
-"""Per API request, connecting included: a hung API server stalls a tick by at most
-this much per call (two calls per scale or replicas()), and the call is not retried
-within it (the actuators and the next tick retry)."""
-
 DEFAULT_METRICS_PORT = 8002
 """Triton's metrics port, used when no container port is named ``metrics``."""
-
-DEFAULT_RETRY_DELAY_S = 1.0
-"""Delay of a temporary error when the API server gives no Retry-After."""
 
 NEEDED_PERMISSIONS = "get and patch on deployments/scale, get on deployments, list on pods"
 """What the controller's identity needs in the pool's namespace (apps and core groups)."""
@@ -115,13 +108,13 @@ class KubernetesPoolDriver:
         pool_config: PoolConfig,
         api_client: client.ApiClient | None = None,
         *,
-        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        settings: KubernetesSettings = DEFAULTS.kubernetes,
     ) -> None:
         if pool_config.kubernetes is None:
             raise ValueError(f"pool {pool_config.name} has no kubernetes section")
         self.pool = pool_config.name
         self.target = pool_config.kubernetes
-        self.request_timeout_s = request_timeout_s
+        self.settings = settings
         self._api_client = api_client
 
     def replicas(self) -> list[ReplicaTarget]:
@@ -129,14 +122,14 @@ class KubernetesPoolDriver:
             deployment = self._apps().read_namespaced_deployment(
                 self.target.deployment,
                 self.target.namespace,
-                _request_timeout=self.request_timeout_s,
+                _request_timeout=self.settings.request_timeout_s,
             )
         selector = label_selector(deployment.spec.selector)
         with self._api_call("list", "pods"):
             pods = self._core().list_namespaced_pod(
                 self.target.namespace,
                 label_selector=selector,
-                _request_timeout=self.request_timeout_s,
+                _request_timeout=self.settings.request_timeout_s,
             )
         targets = [replica_of(self.pool, pod) for pod in pods.items]
         return sorted(targets, key=lambda target: (target.started_at, target.name))
@@ -148,7 +141,7 @@ class KubernetesPoolDriver:
             scale = self._apps().read_namespaced_deployment_scale(
                 self.target.deployment,
                 self.target.namespace,
-                _request_timeout=self.request_timeout_s,
+                _request_timeout=self.settings.request_timeout_s,
             )
         # autoscaling/v1 omits spec.replicas when it is 0.
         if (scale.spec.replicas or 0) == replicas:
@@ -158,7 +151,7 @@ class KubernetesPoolDriver:
                 self.target.deployment,
                 self.target.namespace,
                 {"spec": {"replicas": replicas}},
-                _request_timeout=self.request_timeout_s,
+                _request_timeout=self.settings.request_timeout_s,
             )
         logger.info(
             "scaled %s (%s) from %d to %d replicas",
@@ -193,7 +186,8 @@ class KubernetesPoolDriver:
             raise self._api_error(error, action, verb, resource) from error
         except urllib3.exceptions.HTTPError as error:  # refused, reset, timed out, TLS
             raise TemporaryError(
-                f"{action}: the API server did not answer: {error}", delay=DEFAULT_RETRY_DELAY_S
+                f"{action}: the API server did not answer: {error}",
+                delay=self.settings.retry_delay_s,
             ) from error
 
     def _api_error(
@@ -203,7 +197,9 @@ class KubernetesPoolDriver:
         failed = f"{action} failed with {status} {error.reason or ''}".rstrip()
         said = _status_message(error)
         if status == 0 or status >= 500 or status in _TEMPORARY_STATUSES:
-            return TemporaryError(f"{failed}: {said}", delay=_retry_after(error))
+            return TemporaryError(
+                f"{failed}: {said}", delay=_retry_after(error, self.settings.retry_delay_s)
+            )
         if status == 401:
             hint = (
                 "the API server did not accept the credentials: check the kubeconfig's "
@@ -290,10 +286,10 @@ def _status_message(error: ApiException) -> str:
     return str(message)
 
 
-def _retry_after(error: ApiException) -> float:
+def _retry_after(error: ApiException, default_s: float) -> float:
     """The API server's Retry-After in seconds, else the default delay."""
     value = (error.headers or {}).get("Retry-After")
     try:
         return max(float(str(value)), 0.0)
     except ValueError:  # absent, or an HTTP date (the API server sends seconds)
-        return DEFAULT_RETRY_DELAY_S
+        return default_s

@@ -25,6 +25,7 @@ from spillover.drivers.haproxy_runtime import (
 from spillover.drivers.haproxy_spec import BACKENDS, GRPC_FRONTEND, HTTP_FRONTEND
 from spillover.drivers.pools import ReplicaTarget
 from spillover.errors import TemporaryError
+from spillover.settings import ObserveSettings
 
 STALE_AFTER_S = 10.0
 START = 1_000_000.0
@@ -439,7 +440,7 @@ def test_a_replica_that_does_not_answer_in_time_contributes_nothing() -> None:
         return answer(url, timeout_s)
 
     world.observer.fetch = slow_for_private_1
-    world.observer.scrape_timeout_s = 0.05
+    world.observer.settings = ObserveSettings(scrape_timeout_s=0.05)
     try:
         released.set()
         world.observe()

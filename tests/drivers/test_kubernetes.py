@@ -23,6 +23,7 @@ from spillover.controller.snapshot import PoolObservation
 from spillover.drivers.kubernetes import KubernetesPoolDriver, api_client_for
 from spillover.drivers.pools import ReplicaTarget
 from spillover.errors import PermanentError, TemporaryError
+from spillover.settings import KubernetesSettings
 from tests.drivers.fake_kube_api import (
     MERGE_PATCH_TYPES,
     Deployment,
@@ -98,7 +99,9 @@ def _pool(
 
 @pytest.fixture
 def driver(kubeconfig: Path) -> KubernetesPoolDriver:
-    return KubernetesPoolDriver(_pool(kubeconfig), request_timeout_s=TIMEOUT_S)
+    return KubernetesPoolDriver(
+        _pool(kubeconfig), settings=KubernetesSettings(request_timeout_s=TIMEOUT_S)
+    )
 
 
 # --- scale ---------------------------------------------------------------------------
