@@ -65,6 +65,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        "index the decision log by time",
+        # A drill reads the decisions since it began (`decisions_since`): with weeks of
+        # ticks in the log that must not scan all of it.
+        ("CREATE INDEX decisions_by_time ON decisions (at)",),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
