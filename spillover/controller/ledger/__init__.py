@@ -8,7 +8,7 @@
 - `spend`: charging ticks and summing windows; `journal`: decisions and saved state;
 - `tables`: SQL built from the row dataclasses, the one definition of each table's columns.
 
-How a tick becomes money (each rule is tested in tests/controller/test_ledger.py):
+How a tick becomes money (each rule is tested in tests/controller/test_ledger*.py):
 
 - Each pool has a watermark: the last `at` recorded and what ran then (replicas, price,
   role, counter values). `record(at)` charges the interval [watermark, at] at the
