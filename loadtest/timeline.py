@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from spillover.controller.ledger import Ledger
+from spillover.controller.ledger import Ledger, has_schema
 from spillover.drivers.haproxy import HTTP_BACKEND, RuntimeApi
 from spillover.drivers.haproxy_runtime import GatewayStats
 
@@ -205,7 +204,7 @@ class ControllerSampler(_Sampler[ControllerSample]):
         return sample
 
     def _open(self) -> Ledger | None:
-        if self._ledger is None and _has_schema(self.database):
+        if self._ledger is None and has_schema(self.database):
             self._ledger = Ledger(self.database, window_seconds=None)
         return self._ledger
 
@@ -213,17 +212,6 @@ class ControllerSampler(_Sampler[ControllerSample]):
         if self._ledger is not None:
             self._ledger.close()
             self._ledger = None
-
-
-def _has_schema(database: Path) -> bool:
-    if not database.is_file():
-        return False
-    # Read-only, so probing never creates or alters the controller's file.
-    probe = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=0.1)
-    try:
-        return int(probe.execute("PRAGMA user_version").fetchone()[0]) > 0
-    finally:
-        probe.close()
 
 
 def controller_sample(status_json: str, saved_at: float) -> ControllerSample | None:

@@ -18,8 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
+from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
-from spillover.controller.cli import DATABASE_FILE, render_status
+from spillover.controller.cli import database_path, render_status
 from spillover.controller.ledger import Ledger
 from spillover.controller.reports import format_spend
 from spillover.drivers.haproxy import RuntimeApi
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gateway http {endpoints['http']}, grpc {endpoints['grpc']}\n")
         _show_recommendations(endpoints["http"], args.model_repo, n_users, n_items)
         gateway = RuntimeApi(stack.run_dir.gateway_socket)
-        database = stack.run_dir.path / DATABASE_FILE
+        # Where the controller just started writes: the config may name its own file.
+        database = database_path(load_config(args.config), stack.run_dir.path).path
         print(f"spike: {args.concurrency} clients in a closed loop, HTTP then gRPC ...")
         before = _sessions_by_pool(gateway)
         results = [

@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,21 +60,46 @@ def _run_dir_option(parser: argparse.ArgumentParser, default: Path) -> None:
 
 
 def _database_options(parser: argparse.ArgumentParser, default_run_dir: Path) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=LOCAL_DEFAULT, help="spillover.yaml (its ledger)"
+    )
     _run_dir_option(parser, default_run_dir)
-    parser.add_argument("--db", type=Path, default=None, help="ledger file (run dir's by default)")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="ledger file (default: the config's controller.database, else the run dir's)",
+    )
 
 
-def database_path(config: SpilloverConfig, run_dir: Path) -> Path:
+@dataclass(frozen=True)
+class DatabaseLocation:
+    path: Path
+    origin: str
+    """Which setting chose the path, for a message about it."""
+
+
+def database_path(
+    config: SpilloverConfig, run_dir: Path, given: Path | None = None
+) -> DatabaseLocation:
+    """The controller's ledger file: `given` (--db), else the config's, else the run dir's."""
+    if given is not None:
+        return DatabaseLocation(given, "given by --db")
     if config.controller.database:
-        return Path(config.controller.database)
-    return run_dir / DATABASE_FILE
+        return DatabaseLocation(
+            Path(config.controller.database), "set by controller.database in the config"
+        )
+    return DatabaseLocation(
+        run_dir / DATABASE_FILE,
+        "the run directory's: neither --db nor the config's controller.database names one",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     drivers = build_drivers(config.pools, DriverContext(run_dir=args.run_dir))
     gateway = RuntimeApi(config.gateway.runtime_api or RunDir(args.run_dir).gateway_socket)
-    database = database_path(config, args.run_dir)
+    database = database_path(config, args.run_dir).path
     database.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(database, window_seconds=config.controller.ledger_window_seconds)
     exporter = Exporter(config, spend_by_pool=lambda: _spend_by_pool(database))
@@ -115,13 +141,14 @@ def _spend_by_pool(database: Path) -> dict[str, float]:
 
 
 def _open_ledger(args: argparse.Namespace) -> Ledger:
-    database = args.db or args.run_dir / DATABASE_FILE
-    if not database.exists():
+    database = database_path(load_config(args.config), args.run_dir, args.db)
+    if not database.path.exists():
         raise SpilloverError(
-            f"no controller ledger at {database}; start the controller "
-            "(`spillover local up`, or `spillover controller run`) or pass --db"
+            f"no controller ledger at {database.path} ({database.origin}; config "
+            f"{args.config}); start the controller (`spillover local up`, or "
+            "`spillover controller run`) or pass --db"
         )
-    return Ledger(database, window_seconds=None)
+    return Ledger(database.path, window_seconds=None)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -90,7 +90,7 @@ def pause_before_statement(ledger: Ledger, number: int) -> None:
             while True:
                 signal.pause()
 
-    ledger._db.set_trace_callback(maybe_pause)
+    ledger._file.db.set_trace_callback(maybe_pause)
 
 
 def main(database: str, first: int, last: int, pause_at: int | None) -> None:

@@ -365,9 +365,11 @@ def test_a_reader_never_sees_half_a_tick(tmp_path: Path) -> None:
         before = cli.spend(*EVER, by="pool")
         seen_during: list[list[SpendRow]] = []
         # The trace callback runs before each statement the controller's connection executes.
-        controller._db.set_trace_callback(lambda _: seen_during.append(cli.spend(*EVER, "pool")))
+        controller._file.db.set_trace_callback(
+            lambda _: seen_during.append(cli.spend(*EVER, "pool"))
+        )
         controller.record(20.0, pools)
-        controller._db.set_trace_callback(None)
+        controller._file.db.set_trace_callback(None)
         after = cli.spend(*EVER, by="pool")
 
     assert len(seen_during) >= 3  # BEGIN, the writes, COMMIT

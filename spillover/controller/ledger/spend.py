@@ -1,0 +1,126 @@
+"""Spend: charging each tick to its windows, and the sums `spend` and budgets read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from spillover.controller.ledger.charges import (
+    WINDOW_KEY,
+    WINDOW_SUMS,
+    PoolUsage,
+    Watermark,
+    WindowRow,
+    charge_tick,
+    month_start,
+)
+from spillover.controller.ledger.store import LedgerFile
+from spillover.controller.ledger.tables import Table
+
+SpendKey = Literal["pool", "window", "role"]
+
+WINDOWS = Table("windows", WindowRow)
+WATERMARKS = Table("watermarks", Watermark)
+
+_ADD_TO_WINDOW = WINDOWS.insert(conflict_key=WINDOW_KEY, summed=WINDOW_SUMS)
+_SET_WATERMARK = WATERMARKS.insert(conflict_key=("pool",))
+
+# A window counts whole when it overlaps [since, until): window_start + window > since.
+_OVERLAPPING = "window_start < :until AND window_start > :since - :window"
+
+_SPEND_COLUMNS: dict[str, str] = {"pool": "pool", "window": "window_start", "role": "role"}
+
+_SPEND = f"""
+    SELECT {{key}}, SUM(replica_seconds), SUM(usd), SUM(requests), SUM(errors),
+           json_group_array(DISTINCT price_source)
+    FROM {WINDOWS.name}
+    WHERE {_OVERLAPPING}
+    GROUP BY {{key}} ORDER BY {{key}}
+"""
+
+_MONTH_TO_DATE = (
+    f"SELECT COALESCE(SUM(usd), 0.0) FROM {WINDOWS.name} WHERE {_OVERLAPPING} AND role = :role"
+)
+
+
+@dataclass(frozen=True)
+class SpendRow:
+    """Spend of one pool, window or role over a time range."""
+
+    key: str | int
+    """Pool name, role, or window start (seconds since the epoch)."""
+    replica_hours: float
+    usd: float
+    requests: int
+    errors: int
+    price_sources: tuple[str, ...]
+    """Every price source the range was charged at, sorted."""
+
+    @property
+    def usd_per_1k_requests(self) -> float | None:
+        """Cost of 1,000 served requests; None when nothing was served."""
+        return self.usd / self.requests * 1000 if self.requests else None
+
+
+class SpendLedger:
+    """The spend half of `Ledger`: what each pool ran, priced, per window."""
+
+    _file: LedgerFile
+
+    def record(self, at: float, usages: Sequence[PoolUsage]) -> None:
+        """Charge every pool up to `at` and move its watermark there, in one transaction."""
+        with self._file.transaction() as db:
+            marks = {
+                mark.pool: mark for mark in map(WATERMARKS.read, db.execute(WATERMARKS.select()))
+            }
+            charges, advanced = charge_tick(at, usages, marks, self._file.window_seconds)
+            db.executemany(_ADD_TO_WINDOW, map(WINDOWS.values, charges))
+            db.executemany(_SET_WATERMARK, map(WATERMARKS.values, advanced))
+
+    def watermark(self, pool: str) -> float | None:
+        """The last `at` recorded for a pool (None: never): how far its spend is known."""
+        row = self._file.db.execute(
+            f"SELECT at FROM {WATERMARKS.name} WHERE pool = ?", (pool,)
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def spend(self, since: float, until: float, by: SpendKey) -> list[SpendRow]:
+        """Spend per pool, window or role, over the windows that overlap [since, until)."""
+        if by not in _SPEND_COLUMNS:
+            raise ValueError(f"by must be one of {', '.join(_SPEND_COLUMNS)}, not {by!r}")
+        query = _SPEND.format(key=_SPEND_COLUMNS[by])
+        rows = self._file.db.execute(query, self._range(since, until)).fetchall()
+        return [_spend_row(*row) for row in rows]
+
+    def windows(self, since: float, until: float) -> list[WindowRow]:
+        """The stored rows of the windows that overlap [since, until), oldest first."""
+        query = WINDOWS.select(where=_OVERLAPPING, order_by=", ".join(WINDOW_KEY))
+        return list(map(WINDOWS.read, self._file.db.execute(query, self._range(since, until))))
+
+    def month_to_date_usd(self, at: float, role: str = "burst") -> float:
+        """Spend of a role since the start of the UTC month holding `at` (budget caps)."""
+        parameters = {**self._range(month_start(at), at), "role": role}
+        return float(self._file.db.execute(_MONTH_TO_DATE, parameters).fetchone()[0])
+
+    def _range(self, since: float, until: float) -> dict[str, float]:
+        return {"since": since, "until": until, "window": self._file.window_seconds}
+
+
+def _spend_row(
+    key: str | int,
+    replica_seconds: float,
+    usd: float,
+    requests: int,
+    errors: int,
+    sources_json: str,
+) -> SpendRow:
+    return SpendRow(
+        key=key,
+        replica_hours=replica_seconds / 3600,
+        usd=usd,
+        requests=requests,
+        errors=errors,
+        price_sources=tuple(sorted(json.loads(sources_json))),
+    )
