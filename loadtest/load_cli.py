@@ -17,8 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from loadtest.generator import LoadRun, Target, run_load
 from loadtest.report import Check, Report, write_report
+from loadtest.results import LoadRun, Target
+from loadtest.scheduler import run_load
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,

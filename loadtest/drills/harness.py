@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.drills.settings import StackSettings
-from loadtest.generator import LoadRun, Target, run_load
+from loadtest.results import LoadRun, Target
+from loadtest.scheduler import run_load
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from loadtest.drills.harness import DrillStack, Observed
 from loadtest.drills.settings import DrillSettings
-from loadtest.generator import LoadRun
 from loadtest.report import Check, Event, Report
+from loadtest.results import LoadRun
 from loadtest.timeline import ControllerSample, GatewaySample, build_timeline
 from spillover.controller.ledger import DecisionRecord, Ledger
 from spillover.drivers.haproxy import pool_of_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from loadtest.drills import measure
-from loadtest.generator import LoadRun, ScheduleCheck, Target
+from loadtest.results import LoadRun, ScheduleCheck, Target
 from loadtest.timeline import GatewaySample
 from loadtest.traces import constant
 from spillover.controller.ledger import DecisionRecord

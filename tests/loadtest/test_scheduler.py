@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadtest.generator import LATE_MS, LoadRun, Target, run_load
+from loadtest.results import LoadRun, Target
+from loadtest.scheduler import LATE_MS, run_load
 from loadtest.traces import Trace, arrivals, constant
 from spillover.local.stack import LocalStack
 from spillover.model.build import model_sizes
