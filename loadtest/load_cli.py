@@ -17,7 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from loadtest.report import Check, Report, write_report
+from loadtest.report import Check, Report
+from loadtest.report_files import write_report
 from loadtest.results import LoadRun, Target
 from loadtest.scheduler import run_load
 from loadtest.timeline import (

@@ -1,8 +1,7 @@
-"""A load run or drill written down: checks with a verdict, figures, notes and a timeline.
-
-``write_report`` makes one directory per run with three files: ``report.json`` (all of
-it, for tools and for comparing runs), ``report.md`` (for the operator: verdict first,
-then why) and ``timeline.png`` (the run second by second, every event marked).
+"""A load run or drill written down: checks with a verdict, figures, notes and a timeline,
+and its two text forms: ``report.json`` (all of it, for tools and for comparing runs)
+and ``report.md`` (for the operator: verdict first, then why). ``loadtest.report_files``
+writes them, with ``timeline.png``, into a directory per run.
 """
 
 from __future__ import annotations
@@ -76,43 +75,6 @@ class Report:
     @property
     def verdict(self) -> Literal["pass", "fail"]:
         return "pass" if all(check.passed for check in self.checks) else "fail"
-
-
-def write_report(report: Report, reports_dir: Path) -> Path:
-    """Write report.json, report.md and timeline.png into a new directory; return it.
-
-    The directory is ``<kind>-<UTC start YYYYmmddTHHMMSSZ>`` under reports_dir, with
-    ``-2``, ``-3``... when runs start within the same second: never overwrite a report.
-    """
-    directory = _new_directory(Path(reports_dir), report)
-    (directory / REPORT_JSON).write_text(
-        json.dumps(report_to_json(report), indent=2, allow_nan=False) + "\n"
-    )
-    (directory / REPORT_MD).write_text(render_markdown(report))
-    from loadtest.plot import render_timeline_png  # matplotlib only when drawing
-
-    render_timeline_png(report, directory / TIMELINE_PNG)
-    return directory
-
-
-def read_report(directory: Path) -> Report:
-    """The report a previous ``write_report`` left in directory (from its report.json)."""
-    return report_from_json(json.loads((Path(directory) / REPORT_JSON).read_text()))
-
-
-def _new_directory(reports_dir: Path, report: Report) -> Path:
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(report.started_at))
-    base = f"{report.kind}-{stamp}"
-    for attempt in range(1, 1000):
-        directory = reports_dir / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            # exist_ok=False: two runs finishing together each get their own directory.
-            directory.mkdir()
-        except FileExistsError:
-            continue
-        return directory
-    raise FileExistsError(f"{reports_dir}: 999 reports named {base} already")
 
 
 # --- report.json ---------------------------------------------------------------------

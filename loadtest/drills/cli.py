@@ -9,7 +9,8 @@ from pathlib import Path
 from loadtest.drills import DRILLS
 from loadtest.drills.harness import Where
 from loadtest.drills.settings import DEFAULT_DRILLS, load_drill_settings
-from loadtest.report import Report, write_report
+from loadtest.report import Report
+from loadtest.report_files import write_report
 from spillover.local.cli import DEFAULT_RUN_DIR
 from spillover.model.build import DEFAULT_REPO
 from spillover.tables import format_table

@@ -20,9 +20,8 @@ from loadtest.report import (
     Check,
     Event,
     Report,
-    read_report,
-    write_report,
 )
+from loadtest.report_files import read_report, write_report
 from loadtest.timeline import TimelineRow
 
 STARTED_AT = float(calendar.timegm((2025, 3, 14, 15, 9, 26, 0, 0, 0)))
