@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     verdicts = []
     for name in names:
         print(f"drill {name}: starting a local stack in {args.run_dir} ...", flush=True)
-        report = DRILLS[name](settings, where)
+        report = DRILLS[name].run(settings, where)
         directory = write_report(report, args.reports_dir)
         print(summary(report))
         print(f"report: {directory / 'report.md'}\n", flush=True)

@@ -12,23 +12,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from loadtest.drills.observed import Observed
 from loadtest.drills.settings import StackSettings
-from loadtest.results import LoadRun, Target
+from loadtest.drills.setup import DrillError
+from loadtest.results import Target
 from loadtest.scheduler import run_load
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,
-    GatewaySample,
     GatewaySampler,
 )
 from loadtest.traces import Trace
-from spillover.config import PoolConfig, SpilloverConfig, dump_config
+from spillover.config import SpilloverConfig, dump_config
 from spillover.controller.cli import DATABASE_FILE
+from spillover.controller.ledger import Ledger
 from spillover.drivers.processes import is_running, may_signal_group
-from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.local.state import ReplicaRecord
@@ -39,10 +40,6 @@ GATEWAY_POLL_S = 0.05
 """Fine enough to time a mark-down to a tenth of a second."""
 START_DELAY_S = 0.5
 """Between arming the samplers and the first request."""
-
-
-class DrillError(SpilloverError):
-    """A drill could not run as configured; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +86,6 @@ class DrillStack:
     def __exit__(self, *exc_info: object) -> None:
         self.stack.down()
 
-    @property
-    def private_capacity_rps(self) -> float:
-        """What the private pools serve at full utilization, by their config."""
-        total = 0.0
-        for pool in self.config.pools:
-            if pool.role != "private":
-                continue
-            if pool.capacity_rps is None:
-                raise DrillError(
-                    f"pool {pool.name}: drills size their load from capacity_rps; set it in "
-                    "the stack's config (or in the drill's overrides)"
-                )
-            total += pool.capacity_rps * pool.max_replicas
-        if not total:
-            raise DrillError("the stack's config has no private pool to size the load by")
-        return total
-
     def target(self, settings: StackSettings) -> Target:
         return Target(self.stack.gateway_endpoints[settings.protocol], settings.protocol)
 
@@ -126,12 +106,6 @@ class DrillStack:
                 except ProcessLookupError:
                     pass
         return killed
-
-    def pool_config(self, name: str) -> PoolConfig:
-        return next(pool for pool in self.config.pools if pool.name == name)
-
-    def pools_of(self, role: str) -> list[str]:
-        return [pool.name for pool in self.config.pools if pool.role == role]
 
     def _wait_settled(self) -> None:
         """Until the controller has ticked with every pool at its floor, ready."""
@@ -170,26 +144,12 @@ class Action:
     do: Callable[[], None]
 
 
-@dataclass
-class Observed:
-    """A drill's load and everything sampled while it ran."""
-
-    run: LoadRun
-    gateway: list[GatewaySample]
-    controller: list[ControllerSample]
-    done: dict[str, float] = field(default_factory=dict)
-    """Action label -> when it was done (epoch seconds)."""
-
-    def offset(self, label: str) -> float:
-        """When an action was done, in seconds after t = 0."""
-        return self.done[label] - self.run.started_at
-
-
 def run_with_actions(
     stack: DrillStack, trace: Trace, settings: StackSettings, actions: Sequence[Action] = ()
-) -> Observed:
+) -> Observed[None]:
     """Run the trace through the gateway, doing each action at its time on a thread of
-    its own so the open-loop schedule never waits for it."""
+    its own so the open-loop schedule never waits for it; then read what the controller
+    decided and charged meanwhile from its ledger."""
     late = [action.label for action in actions if action.at_s >= trace.duration_s]
     if late:
         raise DrillError(f"actions after the load ends ({trace.duration_s:g} s): {late}")
@@ -231,4 +191,18 @@ def run_with_actions(
             actor.join(timeout=30)
     if failures:
         raise DrillError(f"a drill action failed: {failures[0]}") from failures[0]
-    return Observed(run, list(gateway.samples), list(controller.samples), done)
+    with Ledger(stack.database, window_seconds=None) as ledger:
+        decisions = ledger.decisions_since(run.started_at)
+        # Every spend a drill reports is over a part of the trace's span.
+        charges = ledger.windows(run.started_at, run.started_at + trace.duration_s)
+        window_s = float(ledger.window_seconds)
+    return Observed(
+        run,
+        list(gateway.samples),
+        list(controller.samples),
+        decisions,
+        charges,
+        window_s,
+        done,
+        facts=None,
+    )
