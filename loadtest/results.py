@@ -14,6 +14,15 @@ from hdrh.histogram import HdrHistogram
 from loadtest.traces import Trace
 
 Protocol = Literal["http", "grpc"]
+Bound = Literal["max_requests", "time_limit", "stop"]
+"""What can end a run before its trace does: the request cap, the time limit, or a
+stop from outside (Ctrl-C)."""
+
+BOUND_NAMES: dict[Bound, str] = {
+    "max_requests": "the request cap",
+    "time_limit": "the time limit",
+    "stop": "Ctrl-C",
+}
 
 HISTOGRAM_DIGITS = 3
 
@@ -60,6 +69,65 @@ class ScheduleCheck:
     """Most requests awaiting an answer at once."""
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """How much of its trace a run offered, and which bound ended it early if one did:
+    a verdict about load that was never offered is not a verdict about the trace."""
+
+    bound: Bound | None
+    """None: the whole trace was offered."""
+    limit: float | None
+    """The bound's setting: the request cap, or the time limit in seconds."""
+    end_s: float
+    """Where in the trace offering ended, in seconds from t = 0."""
+    trace_s: float
+    """The trace's duration."""
+    planned: int
+    """Requests the whole trace planned."""
+    offered: int
+    """Requests sent."""
+
+    @property
+    def complete(self) -> bool:
+        return self.bound is None
+
+    @property
+    def trace_share(self) -> float:
+        return min(1.0, self.end_s / self.trace_s) if self.trace_s > 0 else 1.0
+
+    @property
+    def requests_share(self) -> float:
+        return self.offered / self.planned if self.planned else 1.0
+
+    @property
+    def partial_note(self) -> str:
+        """For the verdict: "partial: 43% of the trace"."""
+        return f"partial: {share_percent(self.trace_share)} of the trace"
+
+    def describe(self) -> str:
+        """Which bound ended the run, when, and what share of the plan was offered."""
+        if self.bound is None:
+            return f"the whole trace was offered: {self.offered} requests over {self.trace_s:g} s"
+        bound = BOUND_NAMES[self.bound]
+        if self.bound == "max_requests" and self.limit is not None:
+            bound += f" ({self.limit:.0f} requests)"
+        elif self.bound == "time_limit" and self.limit is not None:
+            bound += f" ({self.limit:g} s)"
+        return (
+            f"cut short by {bound} at t = {self.end_s:.1f} s of the trace's {self.trace_s:g} s: "
+            f"{self.offered} of {self.planned} planned requests "
+            f"({share_percent(self.requests_share)}) and {share_percent(self.trace_share)} of "
+            "its duration were offered"
+        )
+
+
+def share_percent(share: float) -> str:
+    """A share as whole percent rounded down, so a run cut short never reads 100%."""
+    if 0 < share < 0.01:
+        return "<1%"
+    return f"{math.floor(share * 100 + 1e-9):.0f}%"
+
+
 @dataclass
 class LoadRun:
     """What one run sent and measured, per request and per second."""
@@ -81,8 +149,25 @@ class LoadRun:
     lag_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """How late each request actually left after its intended time."""
     end_s: float = 0.0
-    """Offset of the end of the planned window: the trace's end, or earlier when
-    max_requests or `stop` cut the run."""
+    """Offset of the end of the planned window: the trace's end, or earlier when a
+    bound (max_requests, the time limit, `stop`) cut the run."""
+    ended_by: Bound | None = None
+    """The bound that cut the run short; None when it offered its whole trace."""
+    bound_limit: float | None = None
+    """That bound's setting (the cap, or the time limit in seconds)."""
+    planned_total: int | None = None
+    """Requests the whole trace planned; None: as many as were sent."""
+
+    @property
+    def coverage(self) -> Coverage:
+        return Coverage(
+            bound=self.ended_by,
+            limit=self.bound_limit if self.ended_by else None,
+            end_s=self.end_s,
+            trace_s=self.trace.duration_s,
+            planned=self.sent if self.planned_total is None else self.planned_total,
+            offered=self.sent,
+        )
 
     @property
     def sent(self) -> int:

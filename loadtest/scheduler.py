@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
 from loadtest.clients import HTTP_CONNECTIONS, Infer, error_kind, open_client
-from loadtest.results import LoadRun, ScheduleCheck, Target, per_second
-from loadtest.traces import Trace, arrivals
+from loadtest.results import Bound, LoadRun, ScheduleCheck, Target, per_second
+from loadtest.traces import Arrivals, Trace, draw_arrivals
+from spillover.errors import SpilloverError
 from spillover.serving.client import build_inputs
 from spillover.serving.workload import sample_requests
 
@@ -45,6 +48,16 @@ DEFAULT_START_DELAY_S = 0.2
 MAX_SLEEP_S = 0.1
 """The scheduler wakes at least this often to notice `stop`."""
 ERROR_EXAMPLES = 5
+BYTES_PER_REQUEST = 25
+"""What a run keeps per request: intended time, send lag and latency (8 bytes each) and
+whether it succeeded."""
+MAX_KEPT_REQUESTS = 20_000_000
+"""At most this many requests per run (about 0.5 GB of figures): memory stays bounded
+whatever the trace, and a longer plan is refused before anything is sent."""
+
+
+class PlanTooLargeError(SpilloverError):
+    """The run would keep more per-request figures than MAX_KEPT_REQUESTS allows."""
 
 
 def run_load(
@@ -53,7 +66,8 @@ def run_load(
     *,
     n_users: int,
     n_items: int,
-    max_requests: int,
+    max_requests: int | None = None,
+    time_limit_s: float | None = None,
     seed: int = 0,
     request_timeout_s: float = 10.0,
     start_at: float | None = None,
@@ -63,21 +77,24 @@ def run_load(
 
     Blocking: runs its own asyncio loop in the calling thread. Each request leaves at
     start_at + its intended offset (start_at defaults to now + 0.2 s) as its own task.
-    Bounded by the trace's duration, max_requests and `stop`; after the last send it
-    waits at most request_timeout_s for the answers in flight.
+    The whole trace is offered unless a bound ends it first: max_requests (None: the
+    trace's own plan), time_limit_s (nothing intended after it is sent) or `stop`;
+    the run says which did (LoadRun.coverage). After the last send it waits at most
+    request_timeout_s for the answers in flight.
     """
-    if max_requests < 1:
+    if max_requests is not None and max_requests < 1:
         raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise ValueError(f"time_limit_s must be above 0, got {time_limit_s}")
     if request_timeout_s <= 0:
         raise ValueError(f"request_timeout_s must be above 0, got {request_timeout_s}")
-    every = arrivals(trace, seed)
-    offsets = every[:max_requests]
-    requests = sample_requests(n_users, n_items, min(REQUEST_POOL, max(1, len(offsets))), seed)
+    check_plan_size(trace, max_requests, time_limit_s)
+    window = _window(trace, draw_arrivals(trace, seed, max_requests), max_requests, time_limit_s)
+    count = max(1, len(window.offsets))
+    requests = sample_requests(n_users, n_items, min(REQUEST_POOL, count), seed)
     pool = [build_inputs(target.protocol, r.user_ids, r.histories) for r in requests]
     start_at = time.time() + DEFAULT_START_DELAY_S if start_at is None else start_at
-    # The planned window: the whole trace, or up to the last request max_requests allows.
-    until_s = float(offsets[-1]) if len(every) > max_requests else trace.duration_s
-    sender = _Sender(target, offsets, until_s, pool, request_timeout_s, stop)
+    sender = _Sender(target, window, pool, request_timeout_s, stop)
     # A full garbage collection walks every object the process holds: about 250 ms in
     # a test session that has loaded Pulumi, Kubernetes and matplotlib, and every send
     # due meanwhile leaves late. What existed before the run is not the run's garbage,
@@ -90,21 +107,62 @@ def run_load(
     return sender.result(trace, start_at)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """What a run is to send: the requests, the end of the window they fill, and the
+    bound that ends the window before the trace does, if one does."""
+
+    offsets: np.ndarray
+    until_s: float
+    planned_total: int
+    bound: Bound | None
+    limit: float | None
+
+
+def _window(
+    trace: Trace, plan: Arrivals, max_requests: int | None, time_limit_s: float | None
+) -> _Window:
+    offsets, until_s = plan.offsets, trace.duration_s
+    bound: Bound | None = None
+    limit: float | None = None
+    if max_requests is not None and plan.total > max_requests:
+        # Up to the last request the cap allows: a cut run has no quiet end to wait out.
+        until_s, bound, limit = float(offsets[-1]), "max_requests", float(max_requests)
+    if time_limit_s is not None and time_limit_s < until_s:
+        offsets = offsets[offsets <= time_limit_s]
+        until_s, bound, limit = time_limit_s, "time_limit", time_limit_s
+    return _Window(offsets, until_s, plan.total, bound, limit)
+
+
+def check_plan_size(trace: Trace, max_requests: int | None, time_limit_s: float | None) -> None:
+    """Refuse, before drawing anything, a run whose per-request figures would not fit."""
+    expected = trace.expected_requests(0.0, time_limit_s)
+    if min(expected, max_requests or math.inf) <= MAX_KEPT_REQUESTS:
+        return
+    raise PlanTooLargeError(
+        f"the trace plans about {expected:.0f} requests; a run keeps each one's intended "
+        f"time, send lag, latency and outcome (about {BYTES_PER_REQUEST} bytes), so at most "
+        f"{MAX_KEPT_REQUESTS} requests (~{MAX_KEPT_REQUESTS * BYTES_PER_REQUEST / 1e9:.1f} GB) "
+        "per run: shorten the trace, lower its rate, or offer its first part with a "
+        "request cap or a time limit"
+    )
+
+
 class _Sender:
     """One run's state: the schedule, per-request outcomes, and the clients."""
 
     def __init__(
         self,
         target: Target,
-        offsets: np.ndarray,
-        until_s: float,
+        window: _Window,
         pool: list[list],
         timeout_s: float,
         stop: threading.Event | None,
     ) -> None:
         self.target = target
-        self.offsets = offsets
-        self.until_s = until_s
+        self.window = window
+        self.offsets = offsets = window.offsets
+        self.until_s = window.until_s
         self.pool = pool
         self.timeout_s = timeout_s
         self.stop = stop
@@ -194,7 +252,9 @@ class _Sender:
         intended = self.offsets[:sent]
         lag = self.lag[:sent]
         latency, ok = self.latency[:sent], self.ok[:sent]
-        end_s = self.until_s if self.stopped_at is None else min(self.stopped_at, self.until_s)
+        bound, limit, end_s = self.window.bound, self.window.limit, self.until_s
+        if self.stopped_at is not None and self.stopped_at < self.until_s:
+            bound, limit, end_s = "stop", None, self.stopped_at
         planned = int(np.count_nonzero(self.offsets <= end_s))
         return LoadRun(
             trace=trace,
@@ -209,6 +269,9 @@ class _Sender:
             seconds=per_second(trace, end_s, intended, latency, ok),
             lag_s=lag,
             end_s=end_s,
+            ended_by=bound,
+            bound_limit=limit,
+            planned_total=self.window.planned_total,
         )
 
     def _check(self, planned: int, sent: int, lag: np.ndarray) -> ScheduleCheck:
