@@ -16,7 +16,19 @@ from typing import Any, Literal
 
 import numpy as np
 
+from loadtest.results import BOUND_NAMES, Coverage
 from loadtest.timeline import TimelineRow
+
+Verdict = Literal["pass", "partial", "fail"]
+EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "partial": 3}
+"""`spillover load` and `spillover drill` exit with these: 0 every check passed over the
+whole trace; 1 a check failed (or the command could not run); 3 every check passed but
+a bound (request cap, time limit, Ctrl-C) ended the run before its trace did."""
+EXIT_CODES_HELP = (
+    "exit status: 0 every check passed over the whole trace; 1 a check failed (or the "
+    "run could not start); 3 every check passed, but a bound (request cap, time limit, "
+    "Ctrl-C) ended the run before its trace did, so the verdict covers only part of it"
+)
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -71,10 +83,46 @@ class Report:
     """What limits a goal, what the machine could not do."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The drill or load settings used; JSON-able."""
+    coverage: Coverage | None = None
+    """How much of its trace the run offered; None: not recorded (taken as whole)."""
 
     @property
-    def verdict(self) -> Literal["pass", "fail"]:
-        return "pass" if all(check.passed for check in self.checks) else "fail"
+    def partial(self) -> bool:
+        """The run ended before its trace did: its checks judged only part of it."""
+        return self.coverage is not None and not self.coverage.complete
+
+    @property
+    def verdict(self) -> Verdict:
+        """ "fail" when any check failed; "partial" when all passed on part of the trace."""
+        if not all(check.passed for check in self.checks):
+            return "fail"
+        return "partial" if self.partial else "pass"
+
+    @property
+    def verdict_text(self) -> str:
+        """ "PASS", "FAIL", or with the share offered: "PASS (partial: 43% of the trace)"."""
+        word = "FAIL" if self.verdict == "fail" else "PASS"
+        if self.coverage is not None and self.partial:
+            return f"{word} ({self.coverage.partial_note})"
+        return word
+
+    @property
+    def exit_code(self) -> int:
+        """The command's exit status for this report (see EXIT_CODES)."""
+        return EXIT_CODES[self.verdict]
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """The verdict of several runs together: any fail fails, then any partial."""
+    found = set(verdicts)
+    return "fail" if "fail" in found else "partial" if "partial" in found else "pass"
+
+
+def coverage_events(coverage: Coverage) -> list[Event]:
+    """An event where a bound cut the run short, so the timeline shows where it ended."""
+    if coverage.bound is None:
+        return []
+    return [Event(coverage.end_s, f"run cut short: {BOUND_NAMES[coverage.bound]}")]
 
 
 # --- report.json ---------------------------------------------------------------------
@@ -87,6 +135,8 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "kind": report.kind,
             "title": report.title,
             "verdict": report.verdict,
+            "verdict_text": report.verdict_text,
+            "coverage": None if report.coverage is None else _coverage_json(report.coverage),
             "started_at": report.started_at,
             "started_at_utc": _utc(report.started_at),
             "slo_p99_ms": report.slo_p99_ms,
@@ -123,7 +173,25 @@ def report_from_json(data: dict[str, Any]) -> Report:
         events=[Event(**event) for event in data.get("events", [])],
         notes=list(data.get("notes", [])),
         settings=dict(data.get("settings", {})),
+        coverage=_coverage_from_json(data.get("coverage")),
     )
+
+
+def _coverage_json(coverage: Coverage) -> dict[str, Any]:
+    return {
+        **asdict(coverage),
+        "complete": coverage.complete,
+        "trace_share": round(coverage.trace_share, 4),
+        "requests_share": round(coverage.requests_share, 4),
+        "summary": coverage.describe(),
+    }
+
+
+def _coverage_from_json(data: dict[str, Any] | None) -> Coverage | None:
+    if data is None:
+        return None
+    fields = ("bound", "limit", "end_s", "trace_s", "planned", "offered")
+    return Coverage(**{name: data[name] for name in fields})
 
 
 def _finite(value: Any) -> Any:
@@ -148,13 +216,18 @@ def _utc(epoch: float) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    verdict = report.verdict.upper()
+    verdict = report.verdict_text
     passed = sum(check.passed for check in report.checks)
+    heading = f"# {report.title} — {verdict}"
+    if report.coverage is not None and report.partial:
+        # The first line a reader (or `head -1`) sees says the run was cut, and how far.
+        heading += f": {report.coverage.describe()}"
     lines = [
-        f"# {report.title} — {verdict}",
+        heading,
         "",
-        f"**{verdict}**: {passed} of {len(report.checks)} checks passed. "
-        f"Started {_utc(report.started_at)}; p99 SLO {_number(report.slo_p99_ms)} ms.",
+        f"**{verdict}**: {passed} of {len(report.checks)} checks passed"
+        + (" on the part of the trace that was offered" if report.partial else "")
+        + f". Started {_utc(report.started_at)}; p99 SLO {_number(report.slo_p99_ms)} ms.",
         "",
     ]
     if report.checks:
