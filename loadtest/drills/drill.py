@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from loadtest.drills.harness import DrillStack, Where
 from loadtest.drills.observed import Observed
-from loadtest.drills.outcome import Outcome, drill_report
+from loadtest.drills.outcome import Outcome, cut_short, drill_report
 from loadtest.drills.settings import DrillSection, DrillSettings, stack_config
 from loadtest.drills.setup import Setup
 from loadtest.report import Report
@@ -48,4 +48,11 @@ class Drill(Generic[D, F]):
         self.precondition(setup)
         with DrillStack(config, where) as stack:
             observed = self.script(stack, setup)
+        return self.report(observed, setup)
+
+    def report(self, observed: Observed[F], setup: Setup[D]) -> Report:
+        """The report on a recording: assessed, unless the run was cut short before
+        some of its actions, whose checks then cannot be judged."""
+        if observed.missed:
+            return drill_report(self.kind, cut_short(self.kind, observed), observed, setup)
         return drill_report(self.kind, self.assess(observed, setup), observed, setup)

@@ -18,6 +18,7 @@ from pathlib import Path
 from loadtest.drills.observed import Observed
 from loadtest.drills.settings import StackSettings
 from loadtest.drills.setup import DrillError
+from loadtest.interrupts import stop_on_interrupt
 from loadtest.results import Target
 from loadtest.scheduler import run_load
 from loadtest.timeline import (
@@ -149,7 +150,8 @@ def run_with_actions(
 ) -> Observed[None]:
     """Run the trace through the gateway, doing each action at its time on a thread of
     its own so the open-loop schedule never waits for it; then read what the controller
-    decided and charged meanwhile from its ledger."""
+    decided and charged meanwhile from its ledger. Ctrl-C ends the load (and the
+    actions not yet done) and the drill still reports; a second Ctrl-C aborts."""
     late = [action.label for action in actions if action.at_s >= trace.duration_s]
     if late:
         raise DrillError(f"actions after the load ends ({trace.duration_s:g} s): {late}")
@@ -169,22 +171,25 @@ def run_with_actions(
                 return
             done[action.label] = time.time()
 
+    interrupted = threading.Event()
     with (
         GatewaySampler(stack.stack.run_dir.gateway_socket, interval_s=GATEWAY_POLL_S) as gateway,
         ControllerSampler(stack.database) as controller,
+        stop_on_interrupt(interrupted),
     ):
         actor = threading.Thread(target=act, name="drill-actions", daemon=True)
         actor.start()
         try:
+            # The whole trace's plan, whatever its size: no cap cuts a drill short.
             run = run_load(
                 stack.target(settings),
                 trace,
                 n_users=stack.n_users,
                 n_items=stack.n_items,
-                max_requests=int(trace.expected_requests() * 1.5) + 1000,
                 seed=settings.seed,
                 request_timeout_s=settings.request_timeout_s,
                 start_at=start_at,
+                stop=interrupted,
             )
         finally:
             stop.set()
@@ -205,4 +210,5 @@ def run_with_actions(
         window_s,
         done,
         facts=None,
+        actions=tuple(action.label for action in sorted(actions, key=lambda a: a.at_s)),
     )

@@ -33,10 +33,18 @@ class Observed(Generic[F]):
     facts: F
     """What the drill's own actions found out (who was killed, what the gateway showed);
     None for drills whose actions learn nothing."""
+    actions: tuple[str, ...] = ()
+    """Every action the script planned, in order; those not in `done` never happened
+    (the run was cut short before them)."""
 
     def offset(self, label: str) -> float:
         """When an action was done, in seconds after t = 0."""
         return self.done[label] - self.run.started_at
+
+    @property
+    def missed(self) -> list[str]:
+        """The planned actions that were not done."""
+        return [label for label in self.actions if label not in self.done]
 
     def with_facts(self, facts: G) -> Observed[G]:
         return Observed(
@@ -48,4 +56,5 @@ class Observed(Generic[F]):
             self.ledger_window_s,
             self.done,
             facts,
+            self.actions,
         )

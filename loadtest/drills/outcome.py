@@ -14,7 +14,7 @@ from typing import Any
 from loadtest.drills import measure
 from loadtest.drills.observed import Observed
 from loadtest.drills.setup import Setup
-from loadtest.report import Check, Event, Report
+from loadtest.report import Check, Event, Report, coverage_events
 from loadtest.timeline import build_timeline
 
 
@@ -66,13 +66,32 @@ def drill_report(kind: str, outcome: Outcome, observed: Observed[Any], setup: Se
         checks=outcome.checks,
         figures={**outcome.figures, **common},
         timeline=build_timeline(run, observed.gateway, observed.controller),
-        events=outcome.events,
+        events=[*outcome.events, *coverage_events(run.coverage)],
         notes=notes,
+        coverage=run.coverage,
         settings={
             "drill": setup.drill.model_dump(),
             "stack": setup.stack.model_dump(mode="json"),
         },
     )
+
+
+def cut_short(kind: str, observed: Observed[Any]) -> Outcome:
+    """The outcome of a drill whose run ended before some of its actions: what it checks
+    happens after them, so it cannot pass, and the report says how far it got."""
+    missed = observed.missed
+    done = len(observed.actions) - len(missed)
+    check = Check(
+        "actions done before the run ended",
+        done,
+        len(observed.actions),
+        ">=",
+        "actions",
+        f"{observed.run.coverage.describe()}, before {', '.join(repr(m) for m in missed)}: "
+        "the drill's checks judge what follows them",
+    )
+    events = [Event(observed.offset(label), label) for label in observed.done]
+    return Outcome(f"{kind} drill, cut short before {missed[0]!r}", [check], {}, events)
 
 
 def _rounded(value: float | None) -> float | None:

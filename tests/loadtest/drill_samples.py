@@ -39,10 +39,14 @@ def load_run(
     slow: Iterable[tuple[float, float, float]] = (),
     failed: Iterable[float] = (),
     steady_ms: float = 10.0,
+    stopped_at: float | None = None,
 ) -> LoadRun:
     """The trace's requests, all answered in steady_ms but for the slow windows
-    (from_s, until_s, latency_ms) and a failed request at each of the failed offsets."""
-    intended = arrivals(trace, seed=0)
+    (from_s, until_s, latency_ms) and a failed request at each of the failed offsets;
+    with stopped_at, only those up to then, as when Ctrl-C ends a run."""
+    planned = arrivals(trace, seed=0)
+    end_s = trace.duration_s if stopped_at is None else stopped_at
+    intended = planned[planned <= end_s]
     latency_ms = np.full(len(intended), steady_ms)
     for since, until, ms in slow:
         latency_ms[(intended >= since) & (intended < until)] = ms
@@ -61,9 +65,11 @@ def load_run(
         errors={} if ok.all() else {"UNAVAILABLE": int((~ok).sum())},
         error_examples=[],
         schedule=ScheduleCheck(True, count, count, 1.0, 2.0, 0.0, 0.3, None),
-        seconds=per_second(trace, trace.duration_s, intended, latency_s, ok),
+        seconds=per_second(trace, end_s, intended, latency_s, ok),
         lag_s=np.zeros(count),
-        end_s=trace.duration_s,
+        end_s=end_s,
+        ended_by=None if stopped_at is None else "stop",
+        planned_total=len(planned),
     )
 
 
@@ -116,8 +122,10 @@ def observed(
     done: dict[str, float],
     facts: F,
     charges: Sequence[WindowRow] = (),
+    actions: Sequence[str] | None = None,
 ) -> Observed[F]:
-    """A recording whose actions were done at the given offsets from t = 0."""
+    """A recording whose actions were done at the given offsets from t = 0; of the
+    actions planned (default: those done), any not done never happened."""
     return Observed(
         run,
         list(gateway_samples),
@@ -127,6 +135,7 @@ def observed(
         5.0,
         {label: STARTED_AT + t for label, t in done.items()},
         facts,
+        tuple(done) if actions is None else tuple(actions),
     )
 
 

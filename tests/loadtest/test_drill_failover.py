@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from loadtest.drills import failover
+from loadtest.drills.cli import summary
 from loadtest.drills.failover import RESTORE, T0, OutageFacts
+from loadtest.drills.observed import Observed
 from loadtest.drills.outcome import Outcome
 from loadtest.traces import constant
 from tests.loadtest import drill_samples as samples
@@ -20,20 +22,28 @@ RESTORE_S = DRILL.warmup_s + DRILL.outage_s
 END_S = RESTORE_S + DRILL.after_s
 
 
-def assess(
+def assess(**changes: Any) -> Outcome:
+    return failover.assess(recording(**changes), SETUP)
+
+
+def recording(
     *,
+    stopped_at: float | None = None,
     slow_for_s: float = 0.5,
     failed: tuple[float, ...] = (),
     failover_after_s: float | None = 0.6,
     private_ready_after_s: float = 3.0,
     failback_after_s: float | None = 4.0,
     standby_after_s: float | None = 5.0,
-) -> Outcome:
+) -> Observed[OutageFacts]:
     """One recording of the drill; each keyword is a moment after t0, restore or private
-    being back (None: it never happened)."""
+    being back (None: it never happened); stopped_at ends it there, as Ctrl-C would."""
     rps = failover.load_rps(SETUP)
     run = samples.load_run(
-        constant(rps, END_S), slow=[(T0_S, T0_S + slow_for_s, 400.0)], failed=failed
+        constant(rps, END_S),
+        slow=[(T0_S, T0_S + slow_for_s, 400.0)],
+        failed=failed,
+        stopped_at=stopped_at,
     )
     back_s = RESTORE_S + private_ready_after_s
     failback_s = None if failback_after_s is None else RESTORE_S + failback_after_s
@@ -54,15 +64,17 @@ def assess(
     decisions = [samples.decision(T0_S - 20, "SetMode", "mode normal")]
     if failover_after_s is not None:
         decisions.append(samples.decision(T0_S + failover_after_s, "SetMode", "mode failover"))
-    observed = samples.observed(
+    until_s = END_S if stopped_at is None else stopped_at
+    done = {label: t for label, t in ((T0, T0_S), (RESTORE, RESTORE_S)) if t <= until_s}
+    return samples.observed(
         run,
-        samples.gateway(END_S, statuses, rates),
-        samples.controller(END_S, lambda t: "normal", sizes),
-        decisions,
-        {T0: T0_S, RESTORE: RESTORE_S},
+        samples.gateway(until_s, statuses, rates),
+        samples.controller(until_s, lambda t: "normal", sizes),
+        [decision for decision in decisions if decision.at <= samples.STARTED_AT + until_s],
+        done,
         OutageFacts(killed=2),
+        actions=(T0, RESTORE),
     )
-    return failover.assess(observed, SETUP)
 
 
 FAILED = "failed requests"
@@ -109,3 +121,29 @@ def test_a_recording_where_the_stack_did_its_part_passes_with_its_figures() -> N
         "gateway: private down",
         "controller: failover",
     ]
+
+
+def test_a_run_stopped_before_its_last_action_fails_and_says_how_far_it_got() -> None:
+    """Ctrl-C 2 s after t0: private never got the chance to come back, so nothing after
+    it can be judged; the verdict is not a pass, and says the run was cut short."""
+    report = failover.DRILL.report(recording(stopped_at=T0_S + 2), SETUP)
+    assert report.verdict == "fail"
+    assert report.verdict_text == "FAIL (partial: 28% of the trace)"
+    (check,) = report.checks
+    assert (check.name, check.value, check.threshold) == ("actions done before the run ended", 1, 2)
+    assert check.limit is not None
+    assert check.limit.startswith("cut short by Ctrl-C at t = 10.0 s of the trace's 35 s")
+    assert check.limit.endswith(f"before {RESTORE!r}: the drill's checks judge what follows them")
+    assert [event.label for event in report.events] == [T0, "run cut short: Ctrl-C"]
+
+
+def test_a_run_stopped_after_its_actions_is_assessed_as_partial() -> None:
+    report = failover.DRILL.report(recording(stopped_at=END_S - 5), SETUP)
+    assert all(check.passed for check in report.checks), report.checks
+    assert report.verdict == "partial"
+    assert report.verdict_text == "PASS (partial: 85% of the trace)"
+    assert report.exit_code == 3
+    assert report.coverage is not None and report.coverage.bound == "stop"
+    console = summary(report).splitlines()
+    assert console[0] == f"{report.title}: PASS (partial: 85% of the trace)"
+    assert console[-1] == f"partial run: {report.coverage.describe()}"
