@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from loadtest.generator import LoadRun, Target, run_load
-from loadtest.report import Check, Report, write_report
+from loadtest.interrupts import stop_on_interrupt
+from loadtest.load_report import format_summary, load_report
+from loadtest.report import EXIT_CODES_HELP
+from loadtest.report_files import write_report
+from loadtest.results import Target
+from loadtest.scheduler import PlanTooLargeError, check_plan_size, run_load
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,
     GatewaySample,
     GatewaySampler,
-    TimelineRow,
     build_timeline,
 )
-from loadtest.traces import Trace, TraceError, constant, diurnal, flash_sale, ramp, replay
+from loadtest.traces import (
+    Trace,
+    TraceError,
+    constant,
+    diurnal,
+    draw_arrivals,
+    flash_sale,
+    ramp,
+    replay,
+)
 from spillover.arguments import non_negative_float, positive_float, positive_int
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
@@ -36,14 +45,12 @@ from spillover.errors import SpilloverError
 from spillover.local.cli import DEFAULT_RUN_DIR
 from spillover.local.stack import LocalStack
 from spillover.model.build import DEFAULT_REPO, model_sizes
-from spillover.tables import format_table
 
 TRACES = ("constant", "ramp", "diurnal", "flash-sale", "replay")
 DEFAULT_DURATION_S = 30.0
 PEAK_FACTOR = {"ramp": 4.0, "diurnal": 5.0, "flash-sale": 10.0}
 """--peak-rps when not given, as a multiple of --rps: a flash sale is 11.11's x10."""
 CONNECT_TIMEOUT_S = 2.0
-ERRORS_SHOWN = 3
 
 
 class LoadError(SpilloverError):
@@ -59,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
             "trace, to the local stack's gateway or to --url, and write a report: per "
             "second rates and latency, where traffic went, replicas, controller mode."
         ),
+        epilog=EXIT_CODES_HELP + ".",
     )
     load.add_argument("--trace", choices=TRACES, default="constant", help="load shape (constant)")
     load.add_argument(
@@ -81,7 +89,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     load.add_argument("--csv", type=Path, help="replay: a CSV of `seconds,rps` lines")
     load.add_argument("--start", type=non_negative_float, help="flash-sale start, s (duration / 4)")
     load.add_argument(
-        "--max-requests", type=positive_int, default=100_000, help="at most this many (100000)"
+        "--max-requests",
+        type=positive_int,
+        help="send at most this many requests (default: the trace's whole plan); a cap "
+        "below the plan ends the run early, and the report says so",
+    )
+    load.add_argument(
+        "--time-limit",
+        type=positive_float,
+        help="send nothing intended after this many seconds of the trace (default: none); "
+        "a limit before the trace's end ends the run early, and the report says so",
     )
     load.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="(grpc)")
     load.add_argument(
@@ -143,22 +160,22 @@ def build_trace(args: argparse.Namespace) -> Trace:
 
 def _load(args: argparse.Namespace) -> int:
     trace = build_trace(args)
+    try:
+        check_plan_size(trace, args.max_requests, args.time_limit)
+    except PlanTooLargeError as error:
+        raise LoadError(f"{error} (--max-requests N, --time-limit S)") from None
     stack = LocalStack(args.run_dir)
     stack_runs = stack.run_dir.load() is not None
     target = Target(args.url or _gateway(stack, stack_runs, args.protocol), args.protocol)
     _check_listening(target, from_stack=args.url is None)
     n_users, n_items = _model_sizes(args.model_repo)
     slo_ms = args.slo_ms or load_config(LOCAL_DEFAULT).slo.p99_latency_ms
-    print(
-        f"load: {trace.name}, {trace.expected_requests():.0f} requests planned over "
-        f"{trace.duration_s:g} s (peak {trace.peak_rps:g} rps) to {target.url} "
-        f"({target.protocol}); Ctrl-C stops early and still reports"
-    )
+    print(_announcement(args, trace, target))
     stop = threading.Event()
     gateway: list[GatewaySample] = []
     controller: list[ControllerSample] = []
     with contextlib.ExitStack() as running:
-        running.enter_context(_stop_on_interrupt(stop))
+        running.enter_context(stop_on_interrupt(stop))
         if stack_runs:
             gateway = running.enter_context(GatewaySampler(stack.run_dir.gateway_socket)).samples
             controller = running.enter_context(
@@ -170,11 +187,12 @@ def _load(args: argparse.Namespace) -> int:
             n_users=n_users,
             n_items=n_items,
             max_requests=args.max_requests,
+            time_limit_s=args.time_limit,
             seed=args.seed,
             request_timeout_s=args.request_timeout,
             stop=stop,
         )
-    report = load_report(run, build_timeline(run, gateway, controller), slo_ms, stop.is_set())
+    report = load_report(run, build_timeline(run, gateway, controller), slo_ms)
     report.settings = _settings(args, trace, target, n_users, n_items, slo_ms)
     if not stack_runs:
         report.notes.append(
@@ -185,109 +203,24 @@ def _load(args: argparse.Namespace) -> int:
     for check in report.checks:
         if not check.passed and check.limit:
             print(f"{check.name}: {check.limit}")
-    print(f"verdict: {report.verdict}; report in {directory}")
-    return 0 if report.verdict == "pass" else 1
+    print(f"verdict: {report.verdict_text}; report in {directory}")
+    return report.exit_code
 
 
-def load_report(
-    run: LoadRun, timeline: list[TimelineRow], slo_ms: float, interrupted: bool
-) -> Report:
-    """The checks, figures and notes of one load run (settings are the caller's)."""
-    schedule = run.schedule
-    p99 = run.percentile_ms(99)
-    failures = ", ".join(f"{kind} x{count}" for kind, count in _common(run.errors))
-    checks = [
-        Check(
-            "p99 latency",
-            p99,
-            slo_ms,
-            "<=",
-            "ms",
-            limit=_latency_limit(run, p99, slo_ms),
-        ),
-        Check(
-            "failed requests",
-            float(run.failed),
-            0,
-            "<=",
-            "requests",
-            limit=f"{run.failed} of {run.sent} failed: {failures}" if run.failed else None,
-        ),
-        Check("schedule kept", 1.0 if schedule.kept else 0.0, 1, ">=", "", schedule.reason),
-    ]
-    planned_rps = schedule.planned / run.end_s if run.end_s > 0 else 0.0
-    figures: dict[str, float | int | str | None] = {
-        "planned": schedule.planned,
-        "sent": run.sent,
-        "ok": run.succeeded,
-        "failed": run.failed,
-        "planned_rps": round(planned_rps, 1),
-        "achieved_rps": round(run.achieved_rps, 1),
-        "p50_ms": run.percentile_ms(50),
-        "p99_ms": p99,
-        "p999_ms": run.percentile_ms(99.9),
-        "send_lag_p99_ms": round(schedule.lag_p99_ms, 2),
-        "send_lag_max_ms": round(schedule.lag_max_ms, 2),
-        "late_sends_share": round(schedule.late_share, 4),
-        "generator_cpu_cores": round(schedule.client_cpu_share, 2),
-        "max_in_flight": schedule.max_in_flight,
-    }
-    notes = []
-    if interrupted:
-        notes.append(f"stopped early (Ctrl-C) at t = {run.end_s:.1f} s")
-    elif run.end_s < run.trace.duration_s:
-        notes.append(
-            f"--max-requests cut the run at t = {run.end_s:.1f} s of {run.trace.duration_s:g} s"
-        )
-    if run.error_examples:
-        notes.append("first errors: " + " | ".join(run.error_examples[:ERRORS_SHOWN]))
-    return Report(
-        kind="load",
-        title=(
-            f"Load: {run.trace.name}, peak {run.trace.peak_rps:g} rps for "
-            f"{run.trace.duration_s:g} s to {run.target.url} ({run.target.protocol})"
-        ),
-        started_at=run.started_at,
-        slo_p99_ms=slo_ms,
-        checks=checks,
-        figures=figures,
-        timeline=timeline,
-        notes=notes,
+def _announcement(args: argparse.Namespace, trace: Trace, target: Target) -> str:
+    # Counted (not kept) from the same seeded draw the run makes, so the report's
+    # "N planned" is this N.
+    planned = draw_arrivals(trace, args.seed, max_requests=0).total
+    text = (
+        f"load: {trace.name}, {planned} requests planned over {trace.duration_s:g} s "
+        f"(peak {trace.peak_rps:g} rps) to {target.url} ({target.protocol}); Ctrl-C "
+        "stops early and still reports"
     )
-
-
-def format_summary(run: LoadRun) -> str:
-    def ms(value: float | None) -> object:
-        return "-" if value is None else round(value, 1)
-
-    headers = ["sent", "ok", "failed", "achieved rps", "p50 ms", "p99 ms", "schedule kept"]
-    row = [
-        run.sent,
-        run.succeeded,
-        run.failed,
-        round(run.achieved_rps, 1),
-        ms(run.percentile_ms(50)),
-        ms(run.percentile_ms(99)),
-        "yes" if run.schedule.kept else "no",
-    ]
-    return format_table(headers, [row])
-
-
-def _latency_limit(run: LoadRun, p99: float | None, slo_ms: float) -> str | None:
-    if p99 is None:
-        return "no request succeeded, so there is no latency to measure"
-    if p99 <= slo_ms:
-        return None
-    if not run.schedule.kept:
-        return "the generator could not keep its schedule (see that check), so latency is suspect"
-    return (
-        f"at {run.achieved_rps:.0f} rps the target answered slower than {slo_ms:g} ms for over "
-        "1% of requests: it lacks capacity for this load (see replicas and share per second)"
-    )
-
-
-def _common(errors: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(errors.items(), key=lambda item: -item[1])
+    if args.max_requests is not None and args.max_requests < planned:
+        text += f"\n--max-requests {args.max_requests} ends the run before its trace does"
+    if args.time_limit is not None and args.time_limit < trace.duration_s:
+        text += f"\n--time-limit {args.time_limit:g} s ends the run before its trace does"
+    return text
 
 
 def _gateway(stack: LocalStack, stack_runs: bool, protocol: str) -> str:
@@ -327,25 +260,6 @@ def _model_sizes(repo: Path) -> tuple[int, int]:
         ) from error
 
 
-@contextlib.contextmanager
-def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl-C ends the load and still writes the report; a second one aborts."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _settings(
     args: argparse.Namespace,
     trace: Trace,
@@ -363,6 +277,7 @@ def _settings(
         "start_s": args.start,
         "csv": None if args.csv is None else str(args.csv),
         "max_requests": args.max_requests,
+        "time_limit_s": args.time_limit,
         "protocol": target.protocol,
         "url": target.url,
         "seed": args.seed,

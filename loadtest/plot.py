@@ -63,7 +63,7 @@ def render_timeline_png(report: Report, path: Path) -> None:
         ax.set_xlim(0, t_end)
         ax.grid(True, axis="x", alpha=0.3)
     axes[-1].set_xlabel("seconds from t = 0")
-    figure.suptitle(f"{report.title} — {report.verdict.upper()}", fontsize=13, y=0.99)
+    figure.suptitle(f"{report.title} — {report.verdict_text}", fontsize=13, y=0.99)
     # Room above the first panel for rows of event labels; fixed before the labels are
     # measured, since where they collide depends on the final layout.
     figure.subplots_adjust(left=0.08, right=0.83, top=0.88, bottom=0.05, hspace=0.18)

@@ -1,8 +1,7 @@
-"""A load run or drill written down: checks with a verdict, figures, notes and a timeline.
-
-``write_report`` makes one directory per run with three files: ``report.json`` (all of
-it, for tools and for comparing runs), ``report.md`` (for the operator: verdict first,
-then why) and ``timeline.png`` (the run second by second, every event marked).
+"""A load run or drill written down: checks with a verdict, figures, notes and a timeline,
+and its two text forms: ``report.json`` (all of it, for tools and for comparing runs)
+and ``report.md`` (for the operator: verdict first, then why). ``loadtest.report_files``
+writes them, with ``timeline.png``, into a directory per run.
 """
 
 from __future__ import annotations
@@ -17,7 +16,19 @@ from typing import Any, Literal
 
 import numpy as np
 
+from loadtest.results import BOUND_NAMES, Coverage
 from loadtest.timeline import TimelineRow
+
+Verdict = Literal["pass", "partial", "fail"]
+EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "partial": 3}
+"""`spillover load` and `spillover drill` exit with these: 0 every check passed over the
+whole trace; 1 a check failed (or the command could not run); 3 every check passed but
+a bound (request cap, time limit, Ctrl-C) ended the run before its trace did."""
+EXIT_CODES_HELP = (
+    "exit status: 0 every check passed over the whole trace; 1 a check failed (or the "
+    "run could not start); 3 every check passed, but a bound (request cap, time limit, "
+    "Ctrl-C) ended the run before its trace did, so the verdict covers only part of it"
+)
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -72,47 +83,46 @@ class Report:
     """What limits a goal, what the machine could not do."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The drill or load settings used; JSON-able."""
+    coverage: Coverage | None = None
+    """How much of its trace the run offered; None: not recorded (taken as whole)."""
 
     @property
-    def verdict(self) -> Literal["pass", "fail"]:
-        return "pass" if all(check.passed for check in self.checks) else "fail"
+    def partial(self) -> bool:
+        """The run ended before its trace did: its checks judged only part of it."""
+        return self.coverage is not None and not self.coverage.complete
+
+    @property
+    def verdict(self) -> Verdict:
+        """ "fail" when any check failed; "partial" when all passed on part of the trace."""
+        if not all(check.passed for check in self.checks):
+            return "fail"
+        return "partial" if self.partial else "pass"
+
+    @property
+    def verdict_text(self) -> str:
+        """ "PASS", "FAIL", or with the share offered: "PASS (partial: 43% of the trace)"."""
+        word = "FAIL" if self.verdict == "fail" else "PASS"
+        if self.coverage is not None and self.partial:
+            return f"{word} ({self.coverage.partial_note})"
+        return word
+
+    @property
+    def exit_code(self) -> int:
+        """The command's exit status for this report (see EXIT_CODES)."""
+        return EXIT_CODES[self.verdict]
 
 
-def write_report(report: Report, reports_dir: Path) -> Path:
-    """Write report.json, report.md and timeline.png into a new directory; return it.
-
-    The directory is ``<kind>-<UTC start YYYYmmddTHHMMSSZ>`` under reports_dir, with
-    ``-2``, ``-3``... when runs start within the same second: never overwrite a report.
-    """
-    directory = _new_directory(Path(reports_dir), report)
-    (directory / REPORT_JSON).write_text(
-        json.dumps(report_to_json(report), indent=2, allow_nan=False) + "\n"
-    )
-    (directory / REPORT_MD).write_text(render_markdown(report))
-    from loadtest.plot import render_timeline_png  # matplotlib only when drawing
-
-    render_timeline_png(report, directory / TIMELINE_PNG)
-    return directory
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """The verdict of several runs together: any fail fails, then any partial."""
+    found = set(verdicts)
+    return "fail" if "fail" in found else "partial" if "partial" in found else "pass"
 
 
-def read_report(directory: Path) -> Report:
-    """The report a previous ``write_report`` left in directory (from its report.json)."""
-    return report_from_json(json.loads((Path(directory) / REPORT_JSON).read_text()))
-
-
-def _new_directory(reports_dir: Path, report: Report) -> Path:
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(report.started_at))
-    base = f"{report.kind}-{stamp}"
-    for attempt in range(1, 1000):
-        directory = reports_dir / (base if attempt == 1 else f"{base}-{attempt}")
-        try:
-            # exist_ok=False: two runs finishing together each get their own directory.
-            directory.mkdir()
-        except FileExistsError:
-            continue
-        return directory
-    raise FileExistsError(f"{reports_dir}: 999 reports named {base} already")
+def coverage_events(coverage: Coverage) -> list[Event]:
+    """An event where a bound cut the run short, so the timeline shows where it ended."""
+    if coverage.bound is None:
+        return []
+    return [Event(coverage.end_s, f"run cut short: {BOUND_NAMES[coverage.bound]}")]
 
 
 # --- report.json ---------------------------------------------------------------------
@@ -125,6 +135,8 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "kind": report.kind,
             "title": report.title,
             "verdict": report.verdict,
+            "verdict_text": report.verdict_text,
+            "coverage": None if report.coverage is None else _coverage_json(report.coverage),
             "started_at": report.started_at,
             "started_at_utc": _utc(report.started_at),
             "slo_p99_ms": report.slo_p99_ms,
@@ -161,7 +173,25 @@ def report_from_json(data: dict[str, Any]) -> Report:
         events=[Event(**event) for event in data.get("events", [])],
         notes=list(data.get("notes", [])),
         settings=dict(data.get("settings", {})),
+        coverage=_coverage_from_json(data.get("coverage")),
     )
+
+
+def _coverage_json(coverage: Coverage) -> dict[str, Any]:
+    return {
+        **asdict(coverage),
+        "complete": coverage.complete,
+        "trace_share": round(coverage.trace_share, 4),
+        "requests_share": round(coverage.requests_share, 4),
+        "summary": coverage.describe(),
+    }
+
+
+def _coverage_from_json(data: dict[str, Any] | None) -> Coverage | None:
+    if data is None:
+        return None
+    fields = ("bound", "limit", "end_s", "trace_s", "planned", "offered")
+    return Coverage(**{name: data[name] for name in fields})
 
 
 def _finite(value: Any) -> Any:
@@ -186,13 +216,18 @@ def _utc(epoch: float) -> str:
 
 
 def render_markdown(report: Report) -> str:
-    verdict = report.verdict.upper()
+    verdict = report.verdict_text
     passed = sum(check.passed for check in report.checks)
+    heading = f"# {report.title} — {verdict}"
+    if report.coverage is not None and report.partial:
+        # The first line a reader (or `head -1`) sees says the run was cut, and how far.
+        heading += f": {report.coverage.describe()}"
     lines = [
-        f"# {report.title} — {verdict}",
+        heading,
         "",
-        f"**{verdict}**: {passed} of {len(report.checks)} checks passed. "
-        f"Started {_utc(report.started_at)}; p99 SLO {_number(report.slo_p99_ms)} ms.",
+        f"**{verdict}**: {passed} of {len(report.checks)} checks passed"
+        + (" on the part of the trace that was offered" if report.partial else "")
+        + f". Started {_utc(report.started_at)}; p99 SLO {_number(report.slo_p99_ms)} ms.",
         "",
     ]
     if report.checks:

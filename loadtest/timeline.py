@@ -31,8 +31,8 @@ from spillover.drivers.haproxy_runtime import GatewayStats
 
 if TYPE_CHECKING:
     # Only the type: a timeline reads a finished run's figures, so it (and report.py,
-    # which reads timelines) need not load the generator's Triton clients.
-    from loadtest.generator import LoadRun
+    # which reads timelines) need not load the scheduler and its Triton clients.
+    from loadtest.results import LoadRun
 
 logger = logging.getLogger(__name__)
 

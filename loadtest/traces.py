@@ -11,6 +11,7 @@ import csv
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from spillover.errors import SpilloverError
 
 FLASH_SALE_STEP_S = 0.5
 """How finely a flash sale's exponential decay is sampled into straight segments."""
+ARRIVAL_PIECE = 1_000_000
+"""Candidate arrivals drawn at once: bounds the memory of drawing a long trace's plan."""
 
 # A shop's day, hour by hour (0 h to 24 h), relative to the evening peak: a night
 # trough around 3-4 h, a morning climb, a lunch bump, the after-work peak at 20 h.
@@ -221,23 +224,63 @@ def _parse_csv(path: Path, lines: Sequence[str]) -> Iterable[tuple[float, float]
         yield seconds, rps
 
 
-def arrivals(trace: Trace, seed: int = 0, max_requests: int | None = None) -> np.ndarray:
-    """Sorted intended send offsets (s) of a non-homogeneous Poisson process around the
-    trace's rate, by thinning each segment at its highest rate; at most max_requests."""
+@dataclass(frozen=True)
+class Arrivals:
+    """A trace's plan for one seed: the intended send offsets kept, and how many the
+    whole trace holds (more than kept when max_requests cut the plan)."""
+
+    offsets: np.ndarray
+    """Sorted intended send offsets (s) from t = 0, at most max_requests of them."""
+    total: int
+    """Requests the whole trace plans for this seed."""
+
+
+def draw_arrivals(trace: Trace, seed: int = 0, max_requests: int | None = None) -> Arrivals:
+    """A non-homogeneous Poisson process around the trace's rate, by thinning each
+    segment at its highest rate; the first max_requests offsets are kept and the rest
+    only counted.
+
+    Drawn in pieces of at most ARRIVAL_PIECE candidates, so a long trace costs memory
+    for what is kept, not for the whole plan (a segment that fits in one piece draws
+    exactly as it would whole).
+    """
     if max_requests is not None and max_requests < 0:
         raise TraceError(f"max_requests must be 0 or more, got {max_requests}")
     rng = np.random.default_rng(seed)
-    chunks = []
-    for (t0, r0), (t1, r1) in zip(trace.points, trace.points[1:], strict=False):
+    kept: list[np.ndarray] = []
+    room = math.inf if max_requests is None else max_requests
+    total = 0
+    for t0, t1, r0, r1 in _pieces(trace):
         ceiling = max(r0, r1)
-        if ceiling <= 0:
-            continue
         count = rng.poisson(ceiling * (t1 - t0))
         times = rng.uniform(t0, t1, size=count)
         rates = r0 + (r1 - r0) * (times - t0) / (t1 - t0)
-        chunks.append(times[rng.uniform(0.0, ceiling, size=count) < rates])
-    offsets = np.sort(np.concatenate(chunks)) if chunks else np.zeros(0)
-    return offsets[:max_requests] if max_requests is not None else offsets
+        chosen = np.sort(times[rng.uniform(0.0, ceiling, size=count) < rates])
+        total += len(chosen)
+        if room > 0:
+            kept.append(chosen[: int(min(room, len(chosen)))])
+            room -= len(kept[-1])
+    offsets = np.concatenate(kept) if kept else np.zeros(0)
+    return Arrivals(offsets, total)
+
+
+def arrivals(trace: Trace, seed: int = 0, max_requests: int | None = None) -> np.ndarray:
+    """Sorted intended send offsets (s) of the trace's plan for seed; at most max_requests."""
+    return draw_arrivals(trace, seed, max_requests).offsets
+
+
+def _pieces(trace: Trace) -> Iterable[tuple[float, float, float, float]]:
+    """(t0, t1, rate at t0, rate at t1) of each part of each segment that has load,
+    split so that no part expects more than ARRIVAL_PIECE candidates."""
+    for (t0, r0), (t1, r1) in pairwise(trace.points):
+        ceiling = max(r0, r1)
+        if ceiling <= 0:
+            continue
+        parts = max(1, math.ceil(ceiling * (t1 - t0) / ARRIVAL_PIECE))
+        bounds = np.linspace(t0, t1, parts + 1)
+        rates = r0 + (r1 - r0) * (bounds - t0) / (t1 - t0)
+        for k in range(parts):
+            yield float(bounds[k]), float(bounds[k + 1]), float(rates[k]), float(rates[k + 1])
 
 
 def _rate(field: str, value: float) -> None:

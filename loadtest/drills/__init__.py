@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from loadtest.drills import burst, failover, metrics_outage, spot_interruption
-from loadtest.drills.harness import Where
-from loadtest.drills.settings import DrillSettings
-from loadtest.report import Report
+from loadtest.drills.drill import Drill
 
-DRILLS: dict[str, Callable[[DrillSettings, Where], Report]] = {
-    "failover": failover.run,
-    "burst": burst.run,
-    "spot-interruption": spot_interruption.run,
-    "metrics-outage": metrics_outage.run,
+DRILLS: dict[str, Drill[Any, Any]] = {
+    drill.kind: drill
+    for drill in (failover.DRILL, burst.DRILL, spot_interruption.DRILL, metrics_outage.DRILL)
 }

@@ -10,11 +10,17 @@ may come back: when it takes traffic again, and when burst is back at its floor.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from loadtest.drills import measure
-from loadtest.drills.harness import Action, DrillStack, Where, run_with_actions
-from loadtest.drills.settings import DrillSettings, stack_config
-from loadtest.report import Check, Event, Report
+from loadtest.drills.drill import Drill
+from loadtest.drills.harness import Action, DrillStack, run_with_actions
+from loadtest.drills.observed import Observed
+from loadtest.drills.outcome import Outcome
+from loadtest.drills.settings import FailoverDrill
+from loadtest.drills.setup import Setup
+from loadtest.report import Check, Event
+from loadtest.results import LoadRun
 from loadtest.traces import constant
 
 KILL_POLL_S = 0.05
@@ -22,6 +28,12 @@ T0 = "t0: every private replica SIGKILLed"
 RESTORE = "private may come back"
 FAILBACK_SHARE = 0.5
 """Private has failed back once it serves at least this share of requests again."""
+
+
+@dataclass(frozen=True)
+class OutageFacts:
+    killed: int
+    """Private replica processes SIGKILLed over the outage, restarts included."""
 
 
 class PrivateOutage:
@@ -40,7 +52,8 @@ class PrivateOutage:
 
     def end(self) -> None:
         self._over.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _keep_down(self) -> None:
         while not self._over.wait(KILL_POLL_S):
@@ -52,150 +65,172 @@ class PrivateOutage:
                 self.killed.add((record.pid, record.started))
 
 
-def run(settings: DrillSettings, where: Where) -> Report:
-    drill = settings.failover
-    config = stack_config(settings, drill, "failover.overrides")
-    with DrillStack(config, where) as stack:
-        private, burst = stack.pools_of("private"), stack.pools_of("burst")
-        rps = drill.load_share * stack.private_capacity_rps
-        trace = constant(rps, drill.warmup_s + drill.outage_s + drill.after_s)
-        outage = PrivateOutage(stack, private)
+def load_rps(setup: Setup[FailoverDrill]) -> float:
+    return setup.drill.load_share * setup.private_capacity_rps
+
+
+def script(stack: DrillStack, setup: Setup[FailoverDrill]) -> Observed[OutageFacts]:
+    drill = setup.drill
+    trace = constant(load_rps(setup), drill.warmup_s + drill.outage_s + drill.after_s)
+    outage = PrivateOutage(stack, setup.pools_of("private"))
+    try:
         observed = run_with_actions(
             stack,
             trace,
-            settings.stack,
+            setup.stack,
             [
                 Action(drill.warmup_s, T0, outage.begin),
                 Action(drill.warmup_s + drill.outage_s, RESTORE, outage.end),
             ],
         )
+    finally:
         outage.end()
-        run_ = observed.run
-        t0, restored = observed.done[T0], observed.done[RESTORE]
-        slo = config.slo.p99_latency_ms
-        records = measure.decisions_since(stack.database, run_.started_at)
+    return observed.with_facts(OutageFacts(killed=len(outage.killed)))
 
-        gateway_down = measure.first_at(
+
+@dataclass(frozen=True)
+class _Moments:
+    """Epoch seconds of what the drill looks for; None when it never happened."""
+
+    t0: float
+    restored: float
+    gateway_down: float | None
+    controller_failover: float | None
+    private_back: float | None
+    failback: float | None
+    standby: float | None
+    recovery_s: float
+
+
+def _moments(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> _Moments:
+    private, burst = setup.pools_of("private"), setup.pools_of("burst")
+    t0, restored = observed.done[T0], observed.done[RESTORE]
+    floors = {name: setup.pool(name).min_replicas for name in burst}
+    private_back = measure.first_at(
+        observed.gateway,
+        restored,
+        lambda s: all(measure.up_count(s, p) >= setup.pool(p).min_replicas for p in private),
+    )
+    return _Moments(
+        t0=t0,
+        restored=restored,
+        gateway_down=measure.first_at(
             observed.gateway, t0, lambda s: all(measure.none_up(p)(s) for p in private)
-        )
-        controller_failover = measure.first_mode(records, "failover", t0)
-        recovery = measure.recovery_s(run_, observed.offset(T0), observed.offset(RESTORE), slo)
-        private_back = measure.first_at(
-            observed.gateway,
-            restored,
-            lambda s: all(
-                measure.up_count(s, p) >= stack.pool_config(p).min_replicas for p in private
-            ),
-        )
-        failback = measure.first_share_at_least(
+        ),
+        controller_failover=measure.first_mode(observed.decisions, "failover", t0),
+        private_back=private_back,
+        failback=measure.first_share_at_least(
             observed.gateway, private[0], restored, FAILBACK_SHARE
-        )
-        floors = {name: stack.pool_config(name).min_replicas for name in burst}
-        standby = measure.first_at(
+        ),
+        standby=measure.first_at(
             observed.controller,
             private_back or restored,
             lambda s: all(
                 s.pools[name]["desired"] == floor and s.pools[name]["ready"] == floor
                 for name, floor in floors.items()
             ),
-        )
-        outage_spend = measure.spend_by_pool(stack.database, t0, restored)
+        ),
+        recovery_s=measure.recovery_s(
+            observed.run, observed.offset(T0), observed.offset(RESTORE), setup.slo_ms
+        ),
+    )
 
-        thresholds = drill.thresholds
-        cold_start = max(stack.pool_config(p).cold_start_seconds for p in private)
-        checks = [
-            measure.failed_requests_check(run_, thresholds.failed_requests),
-            Check(
-                "p99 back under the SLO after t0",
-                recovery,
-                thresholds.recovery_s,
-                "<=",
-                "s",
-                None
-                if recovery <= thresholds.recovery_s
-                else "requests queued or failed while the gateway moved traffic to burst",
-            ),
-            Check(
-                "controller in failover mode after t0",
-                measure.seconds_after(controller_failover, t0),
-                thresholds.detection_s,
-                "<=",
-                "s",
-                None
-                if controller_failover
-                else "the controller never logged failover; see its log in the run dir",
-            ),
-            Check(
-                "private serves most traffic again after it may return",
-                measure.seconds_after(failback, restored),
-                thresholds.failback_s,
-                "<=",
-                "s",
-                f"a private replica needs its cold start ({cold_start:g} s) and a "
-                "tick before it takes traffic"
-                if failback is None or failback - restored > thresholds.failback_s
-                else None,
-            ),
-            Check(
-                "burst back at its floor after private is back",
-                measure.seconds_after(standby, private_back or restored),
-                thresholds.standby_s,
-                "<=",
-                "s",
-                "burst waits scale_down_cooldown_seconds "
-                f"({config.policy.scale_down_cooldown_seconds:g} s) after its last need"
-                if standby is None
-                else None,
-            ),
-        ]
-        figures = {
-            "load_rps": round(rps, 1),
-            "load_share_of_private_capacity": drill.load_share,
-            "private_replicas_killed": len(outage.killed),
-            "gateway_marked_private_down_s": measure.seconds_after(gateway_down, t0),
-            "controller_failover_s": measure.seconds_after(controller_failover, t0),
-            "p99_recovery_s": recovery,
-            "failed_after_t0": measure.failed_between(run_, observed.offset(T0)),
-            "p99_during_outage_ms": run_.percentile_ms(
-                99, observed.offset(T0), observed.offset(RESTORE)
-            ),
-            "private_ready_after_restore_s": measure.seconds_after(private_back, restored),
-            "p99_after_restore_ms": run_.percentile_ms(99, observed.offset(RESTORE)),
-            "failback_s": measure.seconds_after(failback, restored),
-            "burst_at_floor_after_private_back_s": measure.seconds_after(
-                standby, private_back or restored
-            ),
-            **{f"outage_spend_{pool}_usd": round(usd, 5) for pool, usd in outage_spend.items()},
-        }
-        events = [
-            Event(observed.offset(T0), T0),
-            *measure.event_at(gateway_down, run_.started_at, "gateway: private down"),
-            *measure.event_at(controller_failover, run_.started_at, "controller: failover"),
-            Event(observed.offset(RESTORE), RESTORE),
-            *measure.event_at(private_back, run_.started_at, "private ready again"),
-            *measure.event_at(standby, run_.started_at, "burst at its floor"),
-        ]
-        notes = [
-            f"Burst keeps {sum(floors.values())} warm replica(s) (min_replicas) and the "
-            "controller gives every ready pool a 1% trickle, so HAProxy can move all "
-            "traffic to burst the moment private is marked down. A burst pool at 0 "
-            "replicas cannot serve before its cold start "
-            f"({max(stack.pool_config(p).cold_start_seconds for p in burst):g} s here, "
-            "minutes on EKS GPU nodes): with no warm replica a total private loss fails "
-            "requests for that long.",
-            "Locally, returning private replicas boot on the same cores that serve: their "
-            "start-up slows every replica until they are up (p99_after_restore_ms). In a "
-            "cluster they boot on their own nodes.",
-        ]
-        return measure.drill_report(
-            "failover",
-            f"Failover drill: private pool killed at {rps:.0f} rps",
-            stack,
-            observed,
-            checks,
-            figures,
-            events,
-            notes,
-            settings,
-            drill,
-        )
+
+def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outcome:
+    m = _moments(observed, setup)
+    run = observed.run
+    burst = setup.pools_of("burst")
+    outage_spend = measure.spend_by_pool(
+        observed.charges, observed.ledger_window_s, m.t0, m.restored
+    )
+    back_since = m.private_back or m.restored
+    figures = {
+        "load_rps": round(load_rps(setup), 1),
+        "load_share_of_private_capacity": setup.drill.load_share,
+        "private_replicas_killed": observed.facts.killed,
+        "gateway_marked_private_down_s": measure.seconds_after(m.gateway_down, m.t0),
+        "controller_failover_s": measure.seconds_after(m.controller_failover, m.t0),
+        "p99_recovery_s": m.recovery_s,
+        "failed_after_t0": measure.failed_between(run, observed.offset(T0)),
+        "p99_during_outage_ms": run.percentile_ms(
+            99, observed.offset(T0), observed.offset(RESTORE)
+        ),
+        "private_ready_after_restore_s": measure.seconds_after(m.private_back, m.restored),
+        "p99_after_restore_ms": run.percentile_ms(99, observed.offset(RESTORE)),
+        "failback_s": measure.seconds_after(m.failback, m.restored),
+        "burst_at_floor_after_private_back_s": measure.seconds_after(m.standby, back_since),
+        **{f"outage_spend_{pool}_usd": round(usd, 5) for pool, usd in outage_spend.items()},
+    }
+    events = [
+        Event(observed.offset(T0), T0),
+        *measure.event_at(m.gateway_down, run.started_at, "gateway: private down"),
+        *measure.event_at(m.controller_failover, run.started_at, "controller: failover"),
+        Event(observed.offset(RESTORE), RESTORE),
+        *measure.event_at(m.private_back, run.started_at, "private ready again"),
+        *measure.event_at(m.standby, run.started_at, "burst at its floor"),
+    ]
+    warm = sum(setup.pool(name).min_replicas for name in burst)
+    notes = [
+        f"Burst keeps {warm} warm replica(s) (min_replicas) and the "
+        "controller gives every ready pool a 1% trickle, so HAProxy can move all "
+        "traffic to burst the moment private is marked down. A burst pool at 0 "
+        "replicas cannot serve before its cold start "
+        f"({max(setup.pool(p).cold_start_seconds for p in burst):g} s here, "
+        "minutes on EKS GPU nodes): with no warm replica a total private loss fails "
+        "requests for that long.",
+        "Locally, returning private replicas boot on the same cores that serve: their "
+        "start-up slows every replica until they are up (p99_after_restore_ms). In a "
+        "cluster they boot on their own nodes.",
+    ]
+    return Outcome(
+        f"Failover drill: private pool killed at {load_rps(setup):.0f} rps",
+        _checks(m, run, setup),
+        figures,
+        events,
+        notes,
+    )
+
+
+def _checks(m: _Moments, run: LoadRun, setup: Setup[FailoverDrill]) -> list[Check]:
+    thresholds = setup.drill.thresholds
+    cold_start = max(setup.pool(p).cold_start_seconds for p in setup.pools_of("private"))
+    detection = measure.seconds_after(m.controller_failover, m.t0)
+    standby = measure.seconds_after(m.standby, m.private_back or m.restored)
+    return [
+        measure.failed_requests_check(run, thresholds.failed_requests),
+        Check(
+            "p99 back under the SLO after t0",
+            m.recovery_s,
+            thresholds.recovery_s,
+            "<=",
+            "s",
+            None
+            if m.recovery_s <= thresholds.recovery_s
+            else "requests queued or failed while the gateway moved traffic to burst",
+        ),
+        measure.timing_check(
+            "controller in failover mode after t0",
+            detection,
+            thresholds.detection_s,
+            never="the controller never logged failover; see its log in the run dir",
+            late="the controller switches once the gateway has marked private down and "
+            "a tick has seen it",
+        ),
+        measure.timing_check(
+            "private serves most traffic again after it may return",
+            measure.seconds_after(m.failback, m.restored),
+            thresholds.failback_s,
+            never=f"a private replica needs its cold start ({cold_start:g} s) and a "
+            "tick before it takes traffic",
+        ),
+        measure.timing_check(
+            "burst back at its floor after private is back",
+            standby,
+            thresholds.standby_s,
+            never="burst waits scale_down_cooldown_seconds "
+            f"({setup.config.policy.scale_down_cooldown_seconds:g} s) after its last need",
+        ),
+    ]
+
+
+DRILL = Drill("failover", lambda settings: settings.failover, script, assess)

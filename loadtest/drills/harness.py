@@ -12,22 +12,25 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from loadtest.drills.observed import Observed
 from loadtest.drills.settings import StackSettings
-from loadtest.generator import LoadRun, Target, run_load
+from loadtest.drills.setup import DrillError
+from loadtest.interrupts import stop_on_interrupt
+from loadtest.results import Target
+from loadtest.scheduler import run_load
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,
-    GatewaySample,
     GatewaySampler,
 )
 from loadtest.traces import Trace
-from spillover.config import PoolConfig, SpilloverConfig, dump_config
-from spillover.controller.cli import DATABASE_FILE
+from spillover.config import SpilloverConfig, dump_config
+from spillover.controller.cli import database_path
+from spillover.controller.ledger import Ledger
 from spillover.drivers.processes import is_running, may_signal_group
-from spillover.errors import SpilloverError
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.local.state import ReplicaRecord
@@ -38,10 +41,6 @@ GATEWAY_POLL_S = 0.05
 """Fine enough to time a mark-down to a tenth of a second."""
 START_DELAY_S = 0.5
 """Between arming the samplers and the first request."""
-
-
-class DrillError(SpilloverError):
-    """A drill could not run as configured; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class DrillStack:
         self.config = config
         self.where = where
         self.stack = LocalStack(where.run_dir)
-        self.database = where.run_dir / DATABASE_FILE
+        self.database = database_path(config, where.run_dir).path
         self.config_path = where.run_dir.parent / f"{where.run_dir.name}-spillover.yaml"
         self.n_users = self.n_items = 0
 
@@ -68,7 +67,7 @@ class DrillStack:
         model = ensure_model(self.where.model_repo)
         self.n_users, self.n_items = model_sizes(self.where.model_repo)
         self.where.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.where.run_dir.glob(f"{DATABASE_FILE}*"):
+        for stale in self.database.parent.glob(f"{self.database.name}*"):
             stale.unlink()  # each drill's ledger and decision log start empty
         self.config_path.write_text(dump_config(self.config))
         pools = tuple(
@@ -87,23 +86,6 @@ class DrillStack:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stack.down()
-
-    @property
-    def private_capacity_rps(self) -> float:
-        """What the private pools serve at full utilization, by their config."""
-        total = 0.0
-        for pool in self.config.pools:
-            if pool.role != "private":
-                continue
-            if pool.capacity_rps is None:
-                raise DrillError(
-                    f"pool {pool.name}: drills size their load from capacity_rps; set it in "
-                    "the stack's config (or in the drill's overrides)"
-                )
-            total += pool.capacity_rps * pool.max_replicas
-        if not total:
-            raise DrillError("the stack's config has no private pool to size the load by")
-        return total
 
     def target(self, settings: StackSettings) -> Target:
         return Target(self.stack.gateway_endpoints[settings.protocol], settings.protocol)
@@ -125,12 +107,6 @@ class DrillStack:
                 except ProcessLookupError:
                     pass
         return killed
-
-    def pool_config(self, name: str) -> PoolConfig:
-        return next(pool for pool in self.config.pools if pool.name == name)
-
-    def pools_of(self, role: str) -> list[str]:
-        return [pool.name for pool in self.config.pools if pool.role == role]
 
     def _wait_settled(self) -> None:
         """Until the controller has ticked with every pool at its floor, ready."""
@@ -169,26 +145,13 @@ class Action:
     do: Callable[[], None]
 
 
-@dataclass
-class Observed:
-    """A drill's load and everything sampled while it ran."""
-
-    run: LoadRun
-    gateway: list[GatewaySample]
-    controller: list[ControllerSample]
-    done: dict[str, float] = field(default_factory=dict)
-    """Action label -> when it was done (epoch seconds)."""
-
-    def offset(self, label: str) -> float:
-        """When an action was done, in seconds after t = 0."""
-        return self.done[label] - self.run.started_at
-
-
 def run_with_actions(
     stack: DrillStack, trace: Trace, settings: StackSettings, actions: Sequence[Action] = ()
-) -> Observed:
+) -> Observed[None]:
     """Run the trace through the gateway, doing each action at its time on a thread of
-    its own so the open-loop schedule never waits for it."""
+    its own so the open-loop schedule never waits for it; then read what the controller
+    decided and charged meanwhile from its ledger. Ctrl-C ends the load (and the
+    actions not yet done) and the drill still reports; a second Ctrl-C aborts."""
     late = [action.label for action in actions if action.at_s >= trace.duration_s]
     if late:
         raise DrillError(f"actions after the load ends ({trace.duration_s:g} s): {late}")
@@ -208,26 +171,44 @@ def run_with_actions(
                 return
             done[action.label] = time.time()
 
+    interrupted = threading.Event()
     with (
         GatewaySampler(stack.stack.run_dir.gateway_socket, interval_s=GATEWAY_POLL_S) as gateway,
         ControllerSampler(stack.database) as controller,
+        stop_on_interrupt(interrupted),
     ):
         actor = threading.Thread(target=act, name="drill-actions", daemon=True)
         actor.start()
         try:
+            # The whole trace's plan, whatever its size: no cap cuts a drill short.
             run = run_load(
                 stack.target(settings),
                 trace,
                 n_users=stack.n_users,
                 n_items=stack.n_items,
-                max_requests=int(trace.expected_requests() * 1.5) + 1000,
                 seed=settings.seed,
                 request_timeout_s=settings.request_timeout_s,
                 start_at=start_at,
+                stop=interrupted,
             )
         finally:
             stop.set()
             actor.join(timeout=30)
     if failures:
         raise DrillError(f"a drill action failed: {failures[0]}") from failures[0]
-    return Observed(run, list(gateway.samples), list(controller.samples), done)
+    with Ledger(stack.database, window_seconds=None) as ledger:
+        decisions = ledger.decisions_since(run.started_at)
+        # Every spend a drill reports is over a part of the trace's span.
+        charges = ledger.windows(run.started_at, run.started_at + trace.duration_s)
+        window_s = float(ledger.window_seconds)
+    return Observed(
+        run,
+        list(gateway.samples),
+        list(controller.samples),
+        decisions,
+        charges,
+        window_s,
+        done,
+        facts=None,
+        actions=tuple(action.label for action in sorted(actions, key=lambda a: a.at_s)),
+    )

@@ -1,6 +1,7 @@
 """Figures a drill reads off what it observed: when something first happened after a
 moment, how long p99 stayed over the SLO, what the controller decided and when, what
-the ledger charged. Plain functions over samples, so each is testable on its own."""
+the ledger charged. Plain functions over recorded samples, so each is testable on its
+own and a drill's assessment needs no stack."""
 
 from __future__ import annotations
 
@@ -8,18 +9,14 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
-from loadtest.drills.harness import DrillStack, Observed
-from loadtest.drills.settings import DrillSettings
-from loadtest.generator import LoadRun
-from loadtest.report import Check, Event, Report
-from loadtest.timeline import ControllerSample, GatewaySample, build_timeline
-from spillover.controller.ledger import DecisionRecord, Ledger
+from loadtest.report import Check, Event
+from loadtest.results import LoadRun
+from loadtest.timeline import ControllerSample, GatewaySample
+from spillover.controller.ledger import DecisionRecord, WindowRow
 from spillover.drivers.haproxy import pool_of_server
 
 SCALE = re.compile(r"^scale (?P<pool>\S+) to (?P<replicas>\d+)$")
@@ -116,11 +113,6 @@ def failed_between(run: LoadRun, since_s: float, until_s: float = math.inf) -> i
 # --- the controller's record -------------------------------------------------------------
 
 
-def decisions_since(database: Path, at: float) -> list[DecisionRecord]:
-    with Ledger(database, window_seconds=None) as ledger:
-        return ledger.decisions_since(at)
-
-
 def first_mode(records: Sequence[DecisionRecord], mode: str, since: float) -> float | None:
     for record in records:
         if record.at >= since and record.kind == "SetMode" and record.decision == f"mode {mode}":
@@ -172,13 +164,37 @@ def last_before(samples: Sequence[ControllerSample], at: float) -> ControllerSam
     return earlier[-1] if earlier else None
 
 
-def spend_by_pool(database: Path, since: float, until: float) -> dict[str, float]:
-    """USD the ledger charged each pool for the windows overlapping [since, until)."""
-    with Ledger(database, window_seconds=None) as ledger:
-        return {str(row.key): row.usd for row in ledger.spend(since, until, by="pool")}
+def spend_by_pool(
+    charges: Iterable[WindowRow], window_s: float, since: float, until: float
+) -> dict[str, float]:
+    """USD the ledger charged each pool for the windows overlapping [since, until), by
+    pool name: a window counts whole when any part of it is in the range."""
+    usd: dict[str, float] = {}
+    for row in charges:
+        if since - window_s < row.window_start < until:
+            usd[row.pool] = usd.get(row.pool, 0.0) + row.usd
+    return dict(sorted(usd.items()))
 
 
-# --- the report --------------------------------------------------------------------------
+# --- the report's parts ------------------------------------------------------------------
+
+
+def timing_check(
+    name: str,
+    seconds: float | None,
+    threshold: float,
+    never: str,
+    late: str | None = None,
+    unit: str = "s",
+) -> Check:
+    """That something happened within threshold: `never` says what limits it when it
+    did not happen at all, `late` (or `never`) when it happened after the threshold."""
+    limit = None
+    if seconds is None:
+        limit = never
+    elif seconds > threshold:
+        limit = late or never
+    return Check(name, seconds, threshold, "<=", unit, limit)
 
 
 def failed_requests_check(run: LoadRun, threshold: int) -> Check:
@@ -189,51 +205,6 @@ def failed_requests_check(run: LoadRun, threshold: int) -> Check:
     return Check("failed requests", run.failed, threshold, "<=", "requests", limit)
 
 
-def drill_report(
-    kind: str,
-    title: str,
-    stack: DrillStack,
-    observed: Observed,
-    checks: list[Check],
-    figures: dict[str, Any],
-    events: list[Event],
-    notes: list[str],
-    settings: DrillSettings,
-    drill: BaseModel,
-) -> Report:
-    """The drill's report: its checks and figures, the figures every drill shares, the
-    per-second timeline, and the settings it ran with."""
-    run = observed.run
-    spend = spend_by_pool(stack.database, run.started_at, run.started_at + run.trace.duration_s)
-    common: dict[str, Any] = {
-        "offered_rps_peak": round(run.trace.peak_rps, 1),
-        "requests_sent": run.sent,
-        "requests_ok": run.succeeded,
-        "requests_failed": run.failed,
-        "p50_ms": _rounded(run.percentile_ms(50)),
-        "p99_ms": _rounded(run.percentile_ms(99)),
-        "generator_kept_schedule": run.schedule.kept,
-        "generator_send_lag_p99_ms": round(run.schedule.lag_p99_ms, 2),
-        "generator_cpu_share": round(run.schedule.client_cpu_share, 2),
-        **{f"spend_{pool}_usd": round(usd, 5) for pool, usd in spend.items()},
-        "spend_total_usd": round(sum(spend.values()), 5),
-    }
-    if not run.schedule.kept:
-        notes = [f"The load generator could not keep its schedule: {run.schedule.reason}", *notes]
-    return Report(
-        kind=kind,
-        title=title,
-        started_at=run.started_at,
-        slo_p99_ms=stack.config.slo.p99_latency_ms,
-        checks=checks,
-        figures={**figures, **common},
-        timeline=build_timeline(run, observed.gateway, observed.controller),
-        events=events,
-        notes=notes,
-        settings={"drill": drill.model_dump(), "stack": settings.stack.model_dump(mode="json")},
-    )
-
-
 def event_at(at: float | None, started_at: float, label: str) -> list[Event]:
     """An event for the report if it happened (`at` in epoch seconds)."""
     return [] if at is None else [Event(at - started_at, label)]
@@ -241,10 +212,6 @@ def event_at(at: float | None, started_at: float, label: str) -> list[Event]:
 
 def seconds_after(at: float | None, since: float) -> float | None:
     return None if at is None else round(at - since, 3)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 def _pool_of(server: str) -> str | None:

@@ -14,9 +14,13 @@ import shutil
 import subprocess
 
 from loadtest.drills import measure
-from loadtest.drills.harness import Action, DrillError, DrillStack, Where, run_with_actions
-from loadtest.drills.settings import DrillSettings, stack_config
-from loadtest.report import Check, Event, Report
+from loadtest.drills.drill import Drill
+from loadtest.drills.harness import Action, DrillStack, run_with_actions
+from loadtest.drills.observed import Observed
+from loadtest.drills.outcome import Outcome
+from loadtest.drills.settings import MetricsOutageDrill
+from loadtest.drills.setup import DrillError, Setup
+from loadtest.report import Check, Event
 from loadtest.traces import Trace
 
 BLOCK = "t0: Triton metrics ports drop packets"
@@ -73,116 +77,123 @@ def _iptables(*args: str, check: bool = True) -> int:
     return result.returncode
 
 
-def run(settings: DrillSettings, where: Where) -> Report:
-    drill = settings.metrics_outage
-    config = stack_config(settings, drill, "metrics-outage.overrides")
-    MetricsFirewall.require()
-    with DrillStack(config, where) as stack:
-        layout = stack.stack.replica_records()[0]
-        firewall = MetricsFirewall([slot.ports.metrics for slot in layout.slots])
-        firewall.remove_leftovers()
-        capacity = stack.private_capacity_rps
-        high, low = drill.high_share * capacity, drill.low_share * capacity
-        end = drill.warmup_s + drill.outage_s + drill.after_s
-        trace = Trace(
-            "burst, then falling load",
-            ((0.0, high), (drill.warmup_s, high), (drill.warmup_s + STEP_S, low), (end, low)),
-        )
-        try:
-            observed = run_with_actions(
-                stack,
-                trace,
-                settings.stack,
-                [
-                    Action(drill.warmup_s, BLOCK, firewall.block),
-                    Action(drill.warmup_s + drill.outage_s, UNBLOCK, firewall.unblock),
-                ],
-            )
-        finally:
-            firewall.unblock()
-        run_ = observed.run
-        t0, t1 = observed.done[BLOCK], observed.done[UNBLOCK]
-        records = measure.decisions_since(stack.database, run_.started_at)
-        safe = measure.first_mode(records, "safe", t0)
-        resumed = measure.first_mode_other_than(records, "safe", t1)
-        at_t0 = measure.desired_sizes(measure.last_before(observed.controller, t0))
-        changes = measure.resizes([r for r in records if r.at >= t0], at_t0)
-        blind_shrinks = [c for c in changes if c.at < t1 and c.after < (c.before or 0)]
-        later_shrinks = [c for c in changes if c.at >= t1 and c.after < (c.before or 0)]
-        burst_at_t0 = {p: at_t0.get(p, 0) for p in stack.pools_of("burst")}
-        thresholds = drill.thresholds
-        stale_after = config.policy.stale_after_seconds
-        checks = [
-            measure.failed_requests_check(run_, thresholds.failed_requests),
-            Check(
-                "safe mode after metrics became unreachable",
-                measure.seconds_after(safe, t0),
-                thresholds.safe_mode_s,
-                "<=",
-                "s",
-                None
-                if safe is not None
-                else "the controller never logged safe mode; see its log in the run dir",
-            ),
-            Check(
-                "scale-downs while blind",
-                len(blind_shrinks),
-                thresholds.scale_downs_blind,
-                "<=",
-                "decisions",
-                "; ".join(f"{c.pool} {c.before} -> {c.after}: {c.reason}" for c in blind_shrinks)
-                or None,
-            ),
-            Check(
-                "safe mode left after metrics returned",
-                measure.seconds_after(resumed, t1),
-                thresholds.resume_s,
-                "<=",
-                "s",
-                None if resumed is not None else "the controller stayed in safe mode",
-            ),
-        ]
-        figures = {
-            "high_rps": round(high, 1),
-            "low_rps": round(low, 1),
-            "stale_after_seconds": stale_after,
-            "burst_replicas_at_t0": sum(burst_at_t0.values()),
-            "safe_mode_after_s": measure.seconds_after(safe, t0),
-            "scale_downs_while_blind": len(blind_shrinks),
-            "resumed_after_s": measure.seconds_after(resumed, t1),
-            "first_scale_down_after_resume_s": measure.seconds_after(
-                later_shrinks[0].at if later_shrinks else None, t1
-            ),
-            "p99_during_outage_ms": run_.percentile_ms(
-                99, observed.offset(BLOCK), observed.offset(UNBLOCK)
-            ),
-        }
-        events = [
-            Event(observed.offset(BLOCK), BLOCK),
-            *measure.event_at(safe, run_.started_at, "controller: safe"),
-            Event(observed.offset(UNBLOCK), UNBLOCK),
-            *measure.event_at(resumed, run_.started_at, "controller resumes"),
-            *(measure.event_at(later_shrinks[0].at, run_.started_at, "scale-down")
-              if later_shrinks else []),
-        ]  # fmt: skip
-        notes = [
-            f"Metrics count as unreachable after stale_after_seconds ({stale_after:g} s); "
-            "a scrape of a dropped port waits for its timeout, so ticks run longer while "
-            "blind.",
-        ]
-        if not any(burst_at_t0.values()):
-            notes.append(
-                "Burst ran no replica at t0, so holding it proves little: raise high_share."
-            )
-        return measure.drill_report(
-            "metrics-outage",
-            f"Metrics outage drill: blind for {drill.outage_s:g} s as load falls",
+def falling_load(setup: Setup[MetricsOutageDrill]) -> Trace:
+    """Load that keeps burst busy, then falls to low_share within STEP_S at t0."""
+    drill, capacity = setup.drill, setup.private_capacity_rps
+    high, low = drill.high_share * capacity, drill.low_share * capacity
+    end = drill.warmup_s + drill.outage_s + drill.after_s
+    return Trace(
+        "burst, then falling load",
+        ((0.0, high), (drill.warmup_s, high), (drill.warmup_s + STEP_S, low), (end, low)),
+    )
+
+
+def script(stack: DrillStack, setup: Setup[MetricsOutageDrill]) -> Observed[None]:
+    drill = setup.drill
+    layout = stack.stack.replica_records()[0]
+    firewall = MetricsFirewall([slot.ports.metrics for slot in layout.slots])
+    firewall.remove_leftovers()
+    try:
+        return run_with_actions(
             stack,
-            observed,
-            checks,
-            figures,
-            events,
-            notes,
-            settings,
-            drill,
+            falling_load(setup),
+            setup.stack,
+            [
+                Action(drill.warmup_s, BLOCK, firewall.block),
+                Action(drill.warmup_s + drill.outage_s, UNBLOCK, firewall.unblock),
+            ],
         )
+    finally:
+        firewall.unblock()
+
+
+def assess(observed: Observed[None], setup: Setup[MetricsOutageDrill]) -> Outcome:
+    drill, run = setup.drill, observed.run
+    t0, t1 = observed.done[BLOCK], observed.done[UNBLOCK]
+    records = observed.decisions
+    safe = measure.first_mode(records, "safe", t0)
+    resumed = measure.first_mode_other_than(records, "safe", t1)
+    at_t0 = measure.desired_sizes(measure.last_before(observed.controller, t0))
+    changes = measure.resizes([r for r in records if r.at >= t0], at_t0)
+    blind_shrinks = [c for c in changes if c.at < t1 and c.after < (c.before or 0)]
+    later_shrinks = [c for c in changes if c.at >= t1 and c.after < (c.before or 0)]
+    burst_at_t0 = {p: at_t0.get(p, 0) for p in setup.pools_of("burst")}
+    thresholds = drill.thresholds
+    stale_after = setup.config.policy.stale_after_seconds
+    capacity = setup.private_capacity_rps
+    safe_s, resumed_s = measure.seconds_after(safe, t0), measure.seconds_after(resumed, t1)
+    checks = [
+        measure.failed_requests_check(run, thresholds.failed_requests),
+        measure.timing_check(
+            "safe mode after metrics became unreachable",
+            safe_s,
+            thresholds.safe_mode_s,
+            never="the controller never logged safe mode; see its log in the run dir",
+            late=f"the controller enters safe mode once its metrics are older than "
+            f"stale_after_seconds ({stale_after:g} s) at a tick, and a scrape of a "
+            "dropped port first waits for its timeout",
+        ),
+        Check(
+            "scale-downs while blind",
+            len(blind_shrinks),
+            thresholds.scale_downs_blind,
+            "<=",
+            "decisions",
+            "; ".join(f"{c.pool} {c.before} -> {c.after}: {c.reason}" for c in blind_shrinks)
+            or None,
+        ),
+        measure.timing_check(
+            "safe mode left after metrics returned",
+            resumed_s,
+            thresholds.resume_s,
+            never="the controller stayed in safe mode",
+            late="the controller leaves safe mode at the first tick whose scrapes all "
+            "answer: a scrape that began while blind waits for its timeout first",
+        ),
+    ]
+    figures = {
+        "high_rps": round(drill.high_share * capacity, 1),
+        "low_rps": round(drill.low_share * capacity, 1),
+        "stale_after_seconds": stale_after,
+        "burst_replicas_at_t0": sum(burst_at_t0.values()),
+        "safe_mode_after_s": safe_s,
+        "scale_downs_while_blind": len(blind_shrinks),
+        "resumed_after_s": resumed_s,
+        "first_scale_down_after_resume_s": measure.seconds_after(
+            later_shrinks[0].at if later_shrinks else None, t1
+        ),
+        "p99_during_outage_ms": run.percentile_ms(
+            99, observed.offset(BLOCK), observed.offset(UNBLOCK)
+        ),
+    }
+    events = [
+        Event(observed.offset(BLOCK), BLOCK),
+        *measure.event_at(safe, run.started_at, "controller: safe"),
+        Event(observed.offset(UNBLOCK), UNBLOCK),
+        *measure.event_at(resumed, run.started_at, "controller resumes"),
+        *(measure.event_at(later_shrinks[0].at, run.started_at, "scale-down")
+          if later_shrinks else []),
+    ]  # fmt: skip
+    notes = [
+        f"Metrics count as unreachable after stale_after_seconds ({stale_after:g} s); "
+        "a scrape of a dropped port waits for its timeout, so ticks run longer while "
+        "blind.",
+    ]
+    if not any(burst_at_t0.values()):
+        notes.append("Burst ran no replica at t0, so holding it proves little: raise high_share.")
+    return Outcome(
+        f"Metrics outage drill: blind for {drill.outage_s:g} s as load falls",
+        checks,
+        figures,
+        events,
+        notes,
+    )
+
+
+DRILL = Drill(
+    "metrics-outage",
+    lambda settings: settings.metrics_outage,
+    script,
+    assess,
+    precondition=lambda setup: MetricsFirewall.require(),
+)

@@ -38,7 +38,9 @@ class StackSettings(_Settings):
     seed: int = 0
 
 
-class _Drill(_Settings):
+class DrillSection(_Settings):
+    """What every drill's section has: overrides of the controller config."""
+
     overrides: dict[str, Any] = Field(default_factory=dict)
     """Merged into the controller config; pools are addressed by name."""
 
@@ -51,7 +53,7 @@ class FailoverThresholds(_Settings):
     standby_s: PositiveFloat = 40.0
 
 
-class FailoverDrill(_Drill):
+class FailoverDrill(DrillSection):
     load_share: Share = 0.5
     warmup_s: PositiveFloat = 30.0
     outage_s: float = Field(default=15.0, ge=0)
@@ -65,7 +67,7 @@ class BurstThresholds(_Settings):
     failed_requests: int = Field(default=0, ge=0)
 
 
-class BurstDrill(_Drill):
+class BurstDrill(DrillSection):
     base_share: Share = 0.3
     peak_share: Share = 2.5
     warmup_s: PositiveFloat = 10.0
@@ -82,7 +84,7 @@ class SpotInterruptionThresholds(_Settings):
     replacement_margin_s: float = 0.0
 
 
-class SpotInterruptionDrill(_Drill):
+class SpotInterruptionDrill(DrillSection):
     load_share: Share = 1.0
     warmup_s: PositiveFloat = 12.0
     notice_s: PositiveFloat = 12.0
@@ -97,7 +99,7 @@ class MetricsOutageThresholds(_Settings):
     resume_s: PositiveFloat = 5.0
 
 
-class MetricsOutageDrill(_Drill):
+class MetricsOutageDrill(DrillSection):
     high_share: Share = 1.3
     low_share: Share = 0.3
     warmup_s: PositiveFloat = 15.0
@@ -137,7 +139,7 @@ def load_drill_settings(path: Path = DEFAULT_DRILLS) -> DrillSettings:
     return settings
 
 
-def stack_config(settings: DrillSettings, drill: _Drill, source: str) -> SpilloverConfig:
+def stack_config(settings: DrillSettings, drill: DrillSection, source: str) -> SpilloverConfig:
     """The controller config a drill's stack runs: the base config with its overrides."""
     base_path = settings.stack.config or LOCAL_DEFAULT
     base = merge(yaml.safe_load(base_path.read_text()), DRILL_STACK, "drill stack")

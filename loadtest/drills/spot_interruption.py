@@ -12,21 +12,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadtest.drills import measure
-from loadtest.drills.harness import (
-    Action,
-    DrillError,
-    DrillStack,
-    Observed,
-    Where,
-    run_with_actions,
-)
-from loadtest.drills.settings import DrillSettings, stack_config
-from loadtest.report import Check, Event, Report
+from loadtest.drills.drill import Drill
+from loadtest.drills.harness import Action, DrillStack, run_with_actions
+from loadtest.drills.observed import Observed
+from loadtest.drills.outcome import Outcome
+from loadtest.drills.settings import SpotInterruptionDrill
+from loadtest.drills.setup import DrillError, Setup
+from loadtest.report import Check, Event
 from loadtest.traces import constant
 from spillover.drivers.haproxy import RuntimeApi
 
 NOTICE = "t0: interruption notice"
 RECLAIM = "notice runs out: replica SIGKILLed"
+
+
+@dataclass(frozen=True)
+class ReclaimFacts:
+    """Which replica the cloud took, and what the gateway showed of it at the reclaim."""
+
+    victim: str | None
+    status_at_reclaim: str | None
+    """Its state at the gateway ("DRAIN", "MAINT", "UP"...); None before the reclaim."""
+    in_flight_at_reclaim: int | None
+    killed: bool
+    """False when it had already stopped by the time the notice ran out."""
 
 
 @dataclass
@@ -59,124 +68,148 @@ class Interruption:
         victims = [r for r in self.stack.replicas(self.pool) if r.name == self.victim]
         self.killed = bool(self.stack.kill(victims))
 
-
-def run(settings: DrillSettings, where: Where) -> Report:
-    drill = settings.spot_interruption
-    config = stack_config(settings, drill, "spot-interruption.overrides")
-    with DrillStack(config, where) as stack:
-        spot = [p for p in stack.pools_of("burst") if stack.pool_config(p).capacity_type == "spot"]
-        if not spot or stack.pool_config(spot[0]).min_replicas < 1:
-            raise DrillError(
-                "the spot-interruption drill needs a spot pool with min_replicas >= 1 "
-                "(set it in spot-interruption.overrides)"
-            )
-        pool = spot[0]
-        rps = drill.load_share * stack.private_capacity_rps
-        trace = constant(rps, drill.warmup_s + drill.notice_s + drill.after_s)
-        interruption = Interruption(stack, pool, drill.notice_s)
-        observed = run_with_actions(
-            stack,
-            trace,
-            settings.stack,
-            [
-                Action(drill.warmup_s, NOTICE, interruption.notify),
-                Action(drill.warmup_s + drill.notice_s, RECLAIM, interruption.reclaim),
-            ],
-        )
-        run_ = observed.run
-        noticed, reclaimed = observed.done[NOTICE], observed.done[RECLAIM]
-        victim = interruption.victim or ""
-        drained = measure.first_at(
-            observed.gateway, noticed, lambda s: s.status_by_server.get(victim) != "UP"
-        )
-        up_at_notice = {
-            server for server, status in _sample_at(observed, noticed).items() if status == "UP"
-        }
-        replacement = measure.first_at(
-            observed.gateway,
-            noticed,
-            lambda s: any(
-                status == "UP" and server not in up_at_notice and server != victim
-                for server, status in measure.statuses(s, pool).items()
-            ),
-        )
-        margin = None if replacement is None else round(reclaimed - replacement, 3)
-        out_of_rotation = interruption.status_at_reclaim not in (None, "UP")
-        thresholds = drill.thresholds
-        checks = [
-            measure.failed_requests_check(run_, thresholds.failed_requests),
-            Check(
-                "out of rotation after the notice",
-                measure.seconds_after(drained, noticed),
-                thresholds.drain_s,
-                "<=",
-                "s",
-                None if drained else f"{victim} stayed UP at the gateway",
-            ),
-            Check(
-                "requests in flight on it when reclaimed",
-                interruption.in_flight_at_reclaim if out_of_rotation else None,
-                0,
-                "<=",
-                "requests",
-                None
-                if out_of_rotation and interruption.in_flight_at_reclaim == 0
-                else f"at the reclaim the gateway showed {victim} "
-                f"{interruption.status_at_reclaim} with "
-                f"{interruption.in_flight_at_reclaim} request(s) in flight",
-            ),
-            Check(
-                "replacement serving before the reclaim",
-                margin,
-                thresholds.replacement_margin_s,
-                ">=",
-                "s",
-                None
-                if margin is not None and margin >= thresholds.replacement_margin_s
-                else "a replacement needs a free slot (max_replicas) and its cold start "
-                f"({stack.pool_config(pool).cold_start_seconds:g} s) within the notice",
-            ),
-        ]
-        figures = {
-            "load_rps": round(rps, 1),
-            "interrupted_replica": victim,
-            "notice_s": drill.notice_s,
-            "out_of_rotation_after_notice_s": measure.seconds_after(drained, noticed),
-            "replacement_ready_after_notice_s": measure.seconds_after(replacement, noticed),
-            "replacement_margin_s": margin,
-            "gateway_state_at_reclaim": interruption.status_at_reclaim,
-            "in_flight_at_reclaim": interruption.in_flight_at_reclaim,
-            "killed_at_reclaim": interruption.killed,
-            "p99_after_notice_ms": run_.percentile_ms(99, observed.offset(NOTICE)),
-        }
-        events = [
-            Event(observed.offset(NOTICE), f"{NOTICE} ({victim}, {drill.notice_s:g} s)"),
-            *measure.event_at(drained, run_.started_at, "out of rotation"),
-            *measure.event_at(replacement, run_.started_at, "replacement ready"),
-            Event(observed.offset(RECLAIM), RECLAIM),
-        ]
-        notes = [
-            f"The notice lasts {drill.notice_s:g} s here; EC2 gives two minutes. "
-            "Locally the stack plays AWS's part: it takes the replica out of rotation at "
-            "the notice (as the node termination handler cordons and drains the node) "
-            "and the controller's next converge starts a replacement.",
-        ]
-        if not interruption.killed:
-            notes.append(f"{victim} had already stopped when its notice ran out.")
-        return measure.drill_report(
-            "spot-interruption",
-            f"Spot interruption drill: {victim} reclaimed under {rps:.0f} rps",
-            stack,
-            observed,
-            checks,
-            figures,
-            events,
-            notes,
-            settings,
-            drill,
+    def facts(self) -> ReclaimFacts:
+        return ReclaimFacts(
+            self.victim, self.status_at_reclaim, self.in_flight_at_reclaim, self.killed
         )
 
 
-def _sample_at(observed: Observed, at: float) -> dict[str, str]:
+def spot_pool(setup: Setup[SpotInterruptionDrill]) -> str:
+    """The spot pool whose replica is interrupted: the first burst pool on spot."""
+    spot = [p for p in setup.pools_of("burst") if setup.pool(p).capacity_type == "spot"]
+    if not spot or setup.pool(spot[0]).min_replicas < 1:
+        raise DrillError(
+            "the spot-interruption drill needs a spot pool with min_replicas >= 1 "
+            "(set it in spot-interruption.overrides)"
+        )
+    return spot[0]
+
+
+def load_rps(setup: Setup[SpotInterruptionDrill]) -> float:
+    return setup.drill.load_share * setup.private_capacity_rps
+
+
+def script(stack: DrillStack, setup: Setup[SpotInterruptionDrill]) -> Observed[ReclaimFacts]:
+    drill = setup.drill
+    trace = constant(load_rps(setup), drill.warmup_s + drill.notice_s + drill.after_s)
+    interruption = Interruption(stack, spot_pool(setup), drill.notice_s)
+    observed = run_with_actions(
+        stack,
+        trace,
+        setup.stack,
+        [
+            Action(drill.warmup_s, NOTICE, interruption.notify),
+            Action(drill.warmup_s + drill.notice_s, RECLAIM, interruption.reclaim),
+        ],
+    )
+    return observed.with_facts(interruption.facts())
+
+
+def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]) -> Outcome:
+    drill, run, facts = setup.drill, observed.run, observed.facts
+    pool = spot_pool(setup)
+    noticed, reclaimed = observed.done[NOTICE], observed.done[RECLAIM]
+    victim = facts.victim or ""
+    drained = measure.first_at(
+        observed.gateway, noticed, lambda s: s.status_by_server.get(victim) != "UP"
+    )
+    up_at_notice = {
+        server for server, status in _statuses_at(observed, noticed).items() if status == "UP"
+    }
+    replacement = measure.first_at(
+        observed.gateway,
+        noticed,
+        lambda s: any(
+            status == "UP" and server not in up_at_notice and server != victim
+            for server, status in measure.statuses(s, pool).items()
+        ),
+    )
+    margin = None if replacement is None else round(reclaimed - replacement, 3)
+    out_of_rotation = facts.status_at_reclaim not in (None, "UP")
+    thresholds = drill.thresholds
+    drain_s = measure.seconds_after(drained, noticed)
+    checks = [
+        measure.failed_requests_check(run, thresholds.failed_requests),
+        measure.timing_check(
+            "out of rotation after the notice",
+            drain_s,
+            thresholds.drain_s,
+            never=f"{victim} stayed UP at the gateway",
+            late=f"{victim} stayed UP at the gateway for {drain_s:g} s: the stack sets it "
+            "to drain as the notice comes, through the gateway's runtime API",
+        ),
+        Check(
+            "requests in flight on it when reclaimed",
+            facts.in_flight_at_reclaim if out_of_rotation else None,
+            0,
+            "<=",
+            "requests",
+            None
+            if out_of_rotation and facts.in_flight_at_reclaim == 0
+            else f"at the reclaim the gateway showed {victim} "
+            f"{facts.status_at_reclaim} with "
+            f"{facts.in_flight_at_reclaim} request(s) in flight",
+        ),
+        Check(
+            "replacement serving before the reclaim",
+            margin,
+            thresholds.replacement_margin_s,
+            ">=",
+            "s",
+            None
+            if margin is not None and margin >= thresholds.replacement_margin_s
+            else "a replacement needs a free slot (max_replicas) and its cold start "
+            f"({setup.pool(pool).cold_start_seconds:g} s) within the notice",
+        ),
+    ]
+    figures = {
+        "load_rps": round(load_rps(setup), 1),
+        "interrupted_replica": victim,
+        "notice_s": drill.notice_s,
+        "out_of_rotation_after_notice_s": drain_s,
+        "replacement_ready_after_notice_s": measure.seconds_after(replacement, noticed),
+        "replacement_margin_s": margin,
+        "gateway_state_at_reclaim": facts.status_at_reclaim,
+        "in_flight_at_reclaim": facts.in_flight_at_reclaim,
+        "killed_at_reclaim": facts.killed,
+        "p99_after_notice_ms": run.percentile_ms(99, observed.offset(NOTICE)),
+    }
+    events = [
+        Event(observed.offset(NOTICE), f"{NOTICE} ({victim}, {drill.notice_s:g} s)"),
+        *measure.event_at(drained, run.started_at, "out of rotation"),
+        *measure.event_at(replacement, run.started_at, "replacement ready"),
+        Event(observed.offset(RECLAIM), RECLAIM),
+    ]
+    notes = [
+        f"The notice lasts {drill.notice_s:g} s here; EC2 gives two minutes. "
+        "Locally the stack plays AWS's part: it takes the replica out of rotation at "
+        "the notice (as the node termination handler cordons and drains the node) "
+        "and the controller's next converge starts a replacement.",
+    ]
+    if not facts.killed:
+        notes.append(f"{victim} had already stopped when its notice ran out.")
+    return Outcome(
+        f"Spot interruption drill: {victim} reclaimed under {load_rps(setup):.0f} rps",
+        checks,
+        figures,
+        events,
+        notes,
+    )
+
+
+def _statuses_at(observed: Observed[ReclaimFacts], at: float) -> dict[str, str]:
     earlier = [sample for sample in observed.gateway if sample.at <= at]
     return earlier[-1].status_by_server if earlier else {}
+
+
+def _precondition(setup: Setup[SpotInterruptionDrill]) -> None:
+    spot_pool(setup)
+
+
+DRILL = Drill(
+    "spot-interruption",
+    lambda settings: settings.spot_interruption,
+    script,
+    assess,
+    precondition=_precondition,
+)

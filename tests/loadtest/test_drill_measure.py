@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from loadtest.drills import measure
-from loadtest.generator import LoadRun, ScheduleCheck, Target
+from loadtest.results import LoadRun, ScheduleCheck, Target
 from loadtest.timeline import GatewaySample
 from loadtest.traces import constant
-from spillover.controller.ledger import DecisionRecord
+from spillover.controller.ledger import DecisionRecord, Ledger, PoolUsage
 
 SLO_MS = 100.0
 
@@ -94,3 +95,39 @@ def test_resizes_keep_only_changes_from_the_known_sizes():
     assert [(c.at, c.before, c.after) for c in changes] == [(3.0, 1, 3), (4.0, 3, 2)]
     assert measure.first_mode(records, "burst", 0.0) == 2.0
     assert measure.first_mode_other_than(records, "safe", 2.5) is None
+
+
+def test_spend_sums_the_ledger_windows_a_range_overlaps_as_the_ledger_does(tmp_path) -> None:
+    """A drill reads the ledger's rows once and sums ranges itself: the sums must be the
+    ledger's own (`spillover spend`), window edges included."""
+    with Ledger(tmp_path / "ledger.db", window_seconds=5) as ledger:
+        for tick in range(0, 31):
+            at = 1000.0 + tick
+            ledger.record(
+                at,
+                [
+                    PoolUsage("private", "private", 2, 1.2, "owned", tick * 10, 0),
+                    PoolUsage("burst", "burst", 1 if 10 <= tick < 20 else 0, 0.45, "spot", 0, 0),
+                ],
+            )
+        charges = ledger.windows(1000.0, 1030.0)
+        for since, until in [
+            (1000.0, 1030.0),
+            (1002.5, 1012.5),
+            (1010.0, 1015.0),
+            (1019.9, 1020.1),
+        ]:
+            expected = {str(row.key): row.usd for row in ledger.spend(since, until, by="pool")}
+            summed = measure.spend_by_pool(charges, ledger.window_seconds, since, until)
+            assert summed == pytest.approx(expected), (since, until)
+            assert list(summed) == sorted(expected)
+    assert summed["burst"] > 0
+
+
+def test_a_timing_check_says_why_it_failed_whether_late_or_never() -> None:
+    never, late = "it never happened", "it came late"
+    assert measure.timing_check("c", 1.0, 2.0, never, late).limit is None
+    assert measure.timing_check("c", 3.0, 2.0, never, late).limit == late
+    assert measure.timing_check("c", 3.0, 2.0, never).limit == never
+    missing = measure.timing_check("c", None, 2.0, never, late)
+    assert missing.limit == never and not missing.passed

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import re
+import signal
+import threading
 from pathlib import Path
 
 import pytest
 
 from loadtest import load_cli
-from loadtest.traces import TraceError
+from loadtest.traces import TraceError, arrivals, constant, draw_arrivals
 from spillover.local.stack import LocalStack
+from tests.loadtest.conftest import FakeTriton
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -88,6 +94,15 @@ def test_a_url_where_nothing_listens_is_refused_before_any_load(tmp_path: Path) 
     assert not list(tmp_path.iterdir())
 
 
+def test_a_plan_too_large_to_keep_is_refused_naming_the_flags_that_fit_it(
+    tmp_path: Path,
+) -> None:
+    args = _parse(*("--url", "127.0.0.1:1", "--rps", "10000", "--duration", "3000"))
+    with pytest.raises(load_cli.LoadError, match="plans about 30000000 requests") as error:
+        args.func(args)
+    assert str(error.value).endswith("(--max-requests N, --time-limit S)")
+
+
 def _load(stack: LocalStack, model_repo: Path, reports: Path, *argv: str) -> tuple[int, dict]:
     args = _parse(
         "--run-dir",
@@ -135,7 +150,7 @@ def test_a_run_through_the_local_gateway_writes_a_passing_report(
     )
     for header in ("sent", "achieved rps", "p99 ms", "schedule kept"):
         assert header in out
-    assert "verdict: pass" in out
+    assert "verdict: PASS; report in" in out
 
 
 def test_a_missed_goal_fails_with_what_limits_it(
@@ -153,4 +168,133 @@ def test_a_missed_goal_fails_with_what_limits_it(
     assert code == 1
     (latency,) = [check for check in report["checks"] if check["name"] == "p99 latency"]
     assert latency["limit"] and "slower than 0.01 ms" in latency["limit"]
-    assert "verdict: fail" in capsys.readouterr().out
+    assert "verdict: FAIL; report in" in capsys.readouterr().out
+
+
+# --- runs cut short say so (issue 19), against a stand-in replica ---------------------------
+
+
+def _load_fake(
+    fake: FakeTriton, model_repo: Path, tmp_path: Path, *argv: str
+) -> tuple[int, dict, list[str]]:
+    """`spillover load --url <fake> --protocol http ...`: exit code, report.json, and
+    report.md's lines."""
+    reports = tmp_path / "reports"
+    args = _parse(
+        *("--url", fake.url, "--protocol", "http", "--model-repo", str(model_repo)),
+        *("--reports-dir", str(reports), "--run-dir", str(tmp_path / "no-stack"), "--seed", "3"),
+        *argv,
+    )
+    code = args.func(args)
+    (directory,) = reports.iterdir()
+    report = json.loads((directory / "report.json").read_text())
+    return code, report, (directory / "report.md").read_text().splitlines()
+
+
+def _announced_plan(out: str) -> int:
+    match = re.search(r"(\d+) requests planned", out)
+    assert match, out
+    return int(match[1])
+
+
+def test_a_plan_beyond_a_small_cap_reports_the_partial_run(
+    fake_triton: FakeTriton, model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report, md = _load_fake(
+        fake_triton, model_repo, tmp_path, "--rps", "100", "--duration", "4", "--max-requests", "50"
+    )
+    out = capsys.readouterr().out
+    planned = _announced_plan(out)
+    assert planned == len(arrivals(constant(100, 4), seed=3)) > 300
+    assert code == 3, out
+    coverage = report["coverage"]
+    assert (coverage["bound"], coverage["limit"], coverage["offered"]) == ("max_requests", 50, 50)
+    assert coverage["planned"] == planned == report["figures"]["planned"]
+    assert report["figures"]["sent"] == 50
+    assert 0.4 < coverage["end_s"] < 0.65 and coverage["trace_s"] == 4
+    assert report["verdict"] == "partial"
+    share = math.floor(coverage["trace_share"] * 100)
+    assert report["verdict_text"] == f"PASS (partial: {share}% of the trace)"
+    summary = coverage["summary"]
+    assert summary.startswith("cut short by the request cap (50 requests) at t = 0.")
+    assert f"50 of {planned} planned requests" in summary
+    assert md[0].endswith(f"— {report['verdict_text']}: {summary}")
+    assert f"partial run: {summary}" in out
+    assert f"verdict: {report['verdict_text']}; report in" in out
+    assert "--max-requests 50 ends the run before its trace does" in out
+    assert any(event["label"] == "run cut short: the request cap" for event in report["events"])
+
+
+def test_a_plan_within_the_cap_reports_complete(
+    fake_triton: FakeTriton, model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report, md = _load_fake(
+        fake_triton,
+        model_repo,
+        tmp_path,
+        "--rps",
+        "100",
+        "--duration",
+        "1",
+        "--max-requests",
+        "500",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert report["verdict"] == "pass" and report["verdict_text"] == "PASS"
+    assert report["coverage"]["complete"] is True and report["coverage"]["bound"] is None
+    assert report["figures"]["sent"] == report["figures"]["planned"] == _announced_plan(out)
+    assert md[0].endswith(" — PASS")
+    assert "partial" not in out and "verdict: PASS; report in" in out
+
+
+def test_a_time_limit_before_the_trace_ends_is_named(
+    fake_triton: FakeTriton, model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report, md = _load_fake(
+        fake_triton, model_repo, tmp_path, "--rps", "40", "--duration", "60", "--time-limit", "1"
+    )
+    assert code == 3
+    coverage = report["coverage"]
+    assert (coverage["bound"], coverage["limit"], coverage["end_s"]) == ("time_limit", 1, 1)
+    assert report["verdict_text"] == "PASS (partial: 1% of the trace)"
+    assert "cut short by the time limit (1 s) at t = 1.0 s" in md[0]
+    assert report["settings"]["time_limit_s"] == 1
+
+
+def test_ctrl_c_ends_the_load_and_the_report_says_when(
+    fake_triton: FakeTriton, model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    interrupt = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    interrupt.start()
+    try:
+        code, report, md = _load_fake(
+            fake_triton, model_repo, tmp_path, "--rps", "40", "--duration", "60"
+        )
+    finally:
+        interrupt.cancel()
+    assert code == 3
+    coverage = report["coverage"]
+    assert coverage["bound"] == "stop" and 0.5 < coverage["end_s"] < 1.6
+    share = math.floor(coverage["end_s"] / 60 * 100)
+    assert report["verdict_text"] == f"PASS (partial: {share}% of the trace)"
+    assert "cut short by Ctrl-C at t = 1." in md[0]
+    assert "partial run: cut short by Ctrl-C" in capsys.readouterr().out
+
+
+def test_by_default_no_cap_cuts_issue_19s_diurnal_day() -> None:
+    """The day issue 19 ran: 402412 requests planned over 1800 s, cut 793 s in by the old
+    default --max-requests of 100000. The run now keeps, and sends, its whole plan."""
+    args = _parse("--trace", "diurnal", "--rps", "40", "--peak-rps", "400", "--duration", "1800")
+    plan = draw_arrivals(load_cli.build_trace(args), args.seed, args.max_requests)
+    assert plan.total > 400_000
+    assert len(plan.offsets) == plan.total
+
+
+def test_the_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parse("--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 every check passed over the whole trace; 1 a check failed" in text
+    assert "3 every check passed, but a bound (request cap, time limit, Ctrl-C)" in text
+    assert "--max-requests" in text and "default: the trace's whole plan" in text

@@ -20,9 +20,10 @@ from loadtest.report import (
     Check,
     Event,
     Report,
-    read_report,
-    write_report,
+    worst,
 )
+from loadtest.report_files import read_report, write_report
+from loadtest.results import Coverage
 from loadtest.timeline import TimelineRow
 
 STARTED_AT = float(calendar.timegm((2025, 3, 14, 15, 9, 26, 0, 0, 0)))
@@ -114,6 +115,55 @@ def test_the_verdict_fails_when_any_check_fails() -> None:
 
 def test_a_report_with_no_checks_passes() -> None:
     assert report([]).verdict == "pass"
+
+
+CUT = Coverage(
+    bound="max_requests", limit=100_000, end_s=793.2, trace_s=1800, planned=402_412,
+    offered=100_000,
+)  # fmt: skip
+"""Issue 19's run: a diurnal day of 1800 s that the old default cap stopped 793 s in."""
+WHOLE = Coverage(bound=None, limit=None, end_s=30, trace_s=30, planned=3000, offered=3000)
+
+
+@pytest.mark.parametrize(
+    ("coverage", "checks_pass", "verdict", "text", "exit_code"),
+    [
+        pytest.param(None, True, "pass", "PASS", 0, id="not-recorded-pass"),
+        pytest.param(WHOLE, True, "pass", "PASS", 0, id="whole-trace-pass"),
+        pytest.param(WHOLE, False, "fail", "FAIL", 1, id="whole-trace-fail"),
+        pytest.param(
+            CUT, True, "partial", "PASS (partial: 44% of the trace)", 3, id="cut-short-pass"
+        ),
+        pytest.param(
+            CUT, False, "fail", "FAIL (partial: 44% of the trace)", 1, id="cut-short-fail"
+        ),
+    ],
+)
+def test_a_run_cut_short_never_reads_as_a_plain_pass(
+    coverage: Coverage | None, checks_pass: bool, verdict: str, text: str, exit_code: int
+) -> None:
+    checks = [Check("p99", 10 if checks_pass else 500, 100, "<=", "ms")]
+    cut = report(checks, coverage=coverage)
+    assert (cut.verdict, cut.verdict_text, cut.exit_code) == (verdict, text, exit_code)
+
+
+def test_the_cut_is_described_by_its_bound_time_and_shares() -> None:
+    assert CUT.describe() == (
+        "cut short by the request cap (100000 requests) at t = 793.2 s of the trace's "
+        "1800 s: 100000 of 402412 planned requests (24%) and 44% of its duration were offered"
+    )
+    stopped = Coverage("stop", None, 12.04, 60, 3000, 601)
+    assert stopped.describe().startswith("cut short by Ctrl-C at t = 12.0 s")
+    limited = Coverage("time_limit", 20, 20, 60, 3000, 1000)
+    assert "by the time limit (20 s) at t = 20.0 s" in limited.describe()
+    # A run cut in its last moments still does not read 100%.
+    assert Coverage("stop", None, 59.9, 60, 3000, 2995).partial_note == "partial: 99% of the trace"
+
+
+def test_several_runs_together_take_the_worst_verdict() -> None:
+    assert worst(["pass", "pass"]) == "pass"
+    assert worst(["pass", "partial"]) == "partial"
+    assert worst(["partial", "fail", "pass"]) == "fail"
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -259,3 +309,32 @@ def test_repeated_reports_leave_no_figure_open(tmp_path: Path) -> None:
     for _ in range(3):
         write_report(report(), tmp_path)
     assert plt.get_fignums() == []
+
+
+def test_a_cut_run_says_so_in_report_md_first_line_and_report_json(tmp_path: Path) -> None:
+    directory = write_report(report(coverage=CUT), tmp_path)
+    first = (directory / REPORT_MD).read_text().splitlines()[0]
+    assert first == f"# Failover drill — PASS (partial: 44% of the trace): {CUT.describe()}"
+    data = json.loads((directory / REPORT_JSON).read_text())
+    assert data["verdict"] == "partial"
+    assert data["verdict_text"] == "PASS (partial: 44% of the trace)"
+    assert data["coverage"] == {
+        "bound": "max_requests",
+        "limit": 100_000,
+        "end_s": 793.2,
+        "trace_s": 1800,
+        "planned": 402_412,
+        "offered": 100_000,
+        "complete": False,
+        "trace_share": 0.4407,
+        "requests_share": 0.2485,
+        "summary": CUT.describe(),
+    }
+    assert read_report(directory) == report(coverage=CUT)
+
+
+def test_a_whole_run_reads_plainly(tmp_path: Path) -> None:
+    directory = write_report(report(coverage=WHOLE), tmp_path)
+    assert (directory / REPORT_MD).read_text().splitlines()[0] == "# Failover drill — PASS"
+    data = json.loads((directory / REPORT_JSON).read_text())
+    assert data["verdict"] == "pass" and data["coverage"]["complete"] is True

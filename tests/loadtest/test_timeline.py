@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from loadtest import traces
-from loadtest.generator import LoadRun, ScheduleCheck, SecondStats, Target
+from loadtest.results import LoadRun, ScheduleCheck, SecondStats, Target
 from loadtest.timeline import (
     ControllerSample,
     ControllerSampler,

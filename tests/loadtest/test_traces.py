@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loadtest import traces
 from loadtest.traces import (
     Trace,
     TraceError,
     arrivals,
     constant,
     diurnal,
+    draw_arrivals,
     flash_sale,
     ramp,
     replay,
@@ -221,3 +223,29 @@ def test_arrivals_are_reproducible_with_a_seed_and_bounded_by_max_requests() -> 
 def test_a_silent_trace_has_no_arrivals() -> None:
     assert len(arrivals(constant(0, 10))) == 0
     assert np.all(arrivals(Trace("gap", ((0, 0), (5, 0), (6, 100), (7, 0))), seed=1) >= 5)
+
+
+def test_a_capped_plan_still_counts_the_whole_trace() -> None:
+    trace = flash_sale(40, 400, 40, start_s=10)
+    whole = arrivals(trace, seed=7)
+    capped = draw_arrivals(trace, seed=7, max_requests=100)
+    assert np.array_equal(capped.offsets, whole[:100])
+    assert capped.total == len(whole) > 100
+
+
+def test_a_long_trace_is_drawn_in_pieces_with_the_same_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pieces of 500 candidates bound the memory of drawing; the plan they make is still
+    sorted, as many as the integral and even over time, and the cap keeps the first."""
+    monkeypatch.setattr(traces, "ARRIVAL_PIECE", 500)
+    trace = ramp(100, 300, 60)  # ~12,000 requests: 36 pieces
+    plan = draw_arrivals(trace, seed=4, max_requests=5000)
+    assert plan.total == pytest.approx(trace.expected_requests(), abs=4 * math.sqrt(12_000))
+    assert len(plan.offsets) == 5000 and np.all(np.diff(plan.offsets) >= 0)
+    whole = arrivals(trace, seed=4)
+    assert len(whole) == plan.total and np.array_equal(whole[:5000], plan.offsets)
+    counts = np.bincount(whole.astype(int), minlength=60)
+    for second in range(60):
+        expected = trace.expected_requests(second, second + 1)
+        assert abs(counts[second] - expected) < 5 * math.sqrt(expected), second

@@ -20,19 +20,16 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
-from hdrh.histogram import HdrHistogram
 
-from loadtest.traces import Trace, arrivals
-from spillover.model.contract import MODEL_NAME
-from spillover.serving.client import build_inputs, requested_outputs
+from loadtest.clients import HTTP_CONNECTIONS, Infer, error_kind, open_client
+from loadtest.results import Bound, LoadRun, ScheduleCheck, Target, per_second
+from loadtest.traces import Arrivals, Trace, draw_arrivals
+from spillover.errors import SpilloverError
+from spillover.serving.client import build_inputs
 from spillover.serving.workload import sample_requests
-
-Protocol = Literal["http", "grpc"]
 
 LATE_MS = 10.0
 """A send later than this after its intended time counts as late."""
@@ -46,114 +43,21 @@ BUSY_CORE_SHARE = 0.8
 """Above this CPU share of one core, the generator's own work is what makes it late."""
 REQUEST_POOL = 2048
 """Distinct requests built before the run and cycled, so sending costs little Python."""
-HTTP_CONNECTIONS = 1000
-"""Open-loop load needs a connection per request in flight; this bounds the client."""
 DEFAULT_START_DELAY_S = 0.2
 """Time to open clients before t = 0 when no start time is given."""
 MAX_SLEEP_S = 0.1
 """The scheduler wakes at least this often to notice `stop`."""
 ERROR_EXAMPLES = 5
-HISTOGRAM_DIGITS = 3
+BYTES_PER_REQUEST = 25
+"""What a run keeps per request: intended time, send lag and latency (8 bytes each) and
+whether it succeeded."""
+MAX_KEPT_REQUESTS = 20_000_000
+"""At most this many requests per run (about 0.5 GB of figures): memory stays bounded
+whatever the trace, and a longer plan is refused before anything is sent."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where load goes: the gateway or one replica, host:port of its HTTP or gRPC port."""
-
-    url: str
-    protocol: Protocol
-
-
-@dataclass(frozen=True)
-class SecondStats:
-    """One second of the run, by intended send time."""
-
-    second: int
-    planned_rps: float
-    """The trace's requests in that second (its rate's integral there)."""
-    sent: int
-    ok: int
-    failed: int
-    p50_ms: float | None
-    p99_ms: float | None
-    """From an HDR histogram of that second's ok requests; None when none succeeded."""
-
-
-@dataclass(frozen=True)
-class ScheduleCheck:
-    """Whether the generator offered the load it was asked to, and if not, why."""
-
-    kept: bool
-    planned: int
-    sent: int
-    lag_p99_ms: float
-    lag_max_ms: float
-    late_share: float
-    """Share of sends later than LATE_MS after their intended time."""
-    client_cpu_share: float
-    """Generator CPU over wall time while sending; 1.0 = one core."""
-    reason: str | None
-    """When not kept: what limited it, in words a user can act on."""
-    max_in_flight: int = 0
-    """Most requests awaiting an answer at once."""
-
-
-@dataclass
-class LoadRun:
-    """What one run sent and measured, per request and per second."""
-
-    trace: Trace
-    target: Target
-    started_at: float
-    """Epoch seconds of t = 0."""
-    intended_s: np.ndarray
-    """Intended send offset of each sent request from t = 0, in send order."""
-    latency_s: np.ndarray
-    """From the intended send time to the answer; NaN when the request failed."""
-    ok: np.ndarray
-    errors: dict[str, int]
-    """Error kind ("UNAVAILABLE", "HTTP 503", "timeout", ...) -> count."""
-    error_examples: list[str]
-    schedule: ScheduleCheck
-    seconds: list[SecondStats]
-    lag_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    """How late each request actually left after its intended time."""
-    end_s: float = 0.0
-    """Offset of the end of the planned window: the trace's end, or earlier when
-    max_requests or `stop` cut the run."""
-
-    @property
-    def sent(self) -> int:
-        return len(self.intended_s)
-
-    @property
-    def succeeded(self) -> int:
-        return int(np.count_nonzero(self.ok))
-
-    @property
-    def failed(self) -> int:
-        return self.sent - self.succeeded
-
-    @property
-    def achieved_rps(self) -> float:
-        """Requests sent per second over the planned window, or until the last send
-        when the generator fell behind and ran past it."""
-        if not self.sent:
-            return 0.0
-        last_send = float(np.max(self.intended_s + self.lag_s)) if len(self.lag_s) else 0.0
-        span = max(self.end_s, last_send)
-        return self.sent / span if span > 0 else 0.0
-
-    def percentile_ms(
-        self, q: float, since_s: float | None = None, until_s: float | None = None
-    ) -> float | None:
-        """The q-th percentile latency of ok requests intended in [since_s, until_s)."""
-        chosen = self.ok.copy()
-        if since_s is not None:
-            chosen &= self.intended_s >= since_s
-        if until_s is not None:
-            chosen &= self.intended_s < until_s
-        return _percentiles_ms(self.latency_s[chosen], (q,))[0]
+class PlanTooLargeError(SpilloverError):
+    """The run would keep more per-request figures than MAX_KEPT_REQUESTS allows."""
 
 
 def run_load(
@@ -162,7 +66,8 @@ def run_load(
     *,
     n_users: int,
     n_items: int,
-    max_requests: int,
+    max_requests: int | None = None,
+    time_limit_s: float | None = None,
     seed: int = 0,
     request_timeout_s: float = 10.0,
     start_at: float | None = None,
@@ -172,21 +77,24 @@ def run_load(
 
     Blocking: runs its own asyncio loop in the calling thread. Each request leaves at
     start_at + its intended offset (start_at defaults to now + 0.2 s) as its own task.
-    Bounded by the trace's duration, max_requests and `stop`; after the last send it
-    waits at most request_timeout_s for the answers in flight.
+    The whole trace is offered unless a bound ends it first: max_requests (None: the
+    trace's own plan), time_limit_s (nothing intended after it is sent) or `stop`;
+    the run says which did (LoadRun.coverage). After the last send it waits at most
+    request_timeout_s for the answers in flight.
     """
-    if max_requests < 1:
+    if max_requests is not None and max_requests < 1:
         raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+    if time_limit_s is not None and not time_limit_s > 0:
+        raise ValueError(f"time_limit_s must be above 0, got {time_limit_s}")
     if request_timeout_s <= 0:
         raise ValueError(f"request_timeout_s must be above 0, got {request_timeout_s}")
-    every = arrivals(trace, seed)
-    offsets = every[:max_requests]
-    requests = sample_requests(n_users, n_items, min(REQUEST_POOL, max(1, len(offsets))), seed)
+    check_plan_size(trace, max_requests, time_limit_s)
+    window = _window(trace, draw_arrivals(trace, seed, max_requests), max_requests, time_limit_s)
+    count = max(1, len(window.offsets))
+    requests = sample_requests(n_users, n_items, min(REQUEST_POOL, count), seed)
     pool = [build_inputs(target.protocol, r.user_ids, r.histories) for r in requests]
     start_at = time.time() + DEFAULT_START_DELAY_S if start_at is None else start_at
-    # The planned window: the whole trace, or up to the last request max_requests allows.
-    until_s = float(offsets[-1]) if len(every) > max_requests else trace.duration_s
-    sender = _Sender(target, offsets, until_s, pool, request_timeout_s, stop)
+    sender = _Sender(target, window, pool, request_timeout_s, stop)
     # A full garbage collection walks every object the process holds: about 250 ms in
     # a test session that has loaded Pulumi, Kubernetes and matplotlib, and every send
     # due meanwhile leaves late. What existed before the run is not the run's garbage,
@@ -199,21 +107,62 @@ def run_load(
     return sender.result(trace, start_at)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """What a run is to send: the requests, the end of the window they fill, and the
+    bound that ends the window before the trace does, if one does."""
+
+    offsets: np.ndarray
+    until_s: float
+    planned_total: int
+    bound: Bound | None
+    limit: float | None
+
+
+def _window(
+    trace: Trace, plan: Arrivals, max_requests: int | None, time_limit_s: float | None
+) -> _Window:
+    offsets, until_s = plan.offsets, trace.duration_s
+    bound: Bound | None = None
+    limit: float | None = None
+    if max_requests is not None and plan.total > max_requests:
+        # Up to the last request the cap allows: a cut run has no quiet end to wait out.
+        until_s, bound, limit = float(offsets[-1]), "max_requests", float(max_requests)
+    if time_limit_s is not None and time_limit_s < until_s:
+        offsets = offsets[offsets <= time_limit_s]
+        until_s, bound, limit = time_limit_s, "time_limit", time_limit_s
+    return _Window(offsets, until_s, plan.total, bound, limit)
+
+
+def check_plan_size(trace: Trace, max_requests: int | None, time_limit_s: float | None) -> None:
+    """Refuse, before drawing anything, a run whose per-request figures would not fit."""
+    expected = trace.expected_requests(0.0, time_limit_s)
+    if min(expected, max_requests or math.inf) <= MAX_KEPT_REQUESTS:
+        return
+    raise PlanTooLargeError(
+        f"the trace plans about {expected:.0f} requests; a run keeps each one's intended "
+        f"time, send lag, latency and outcome (about {BYTES_PER_REQUEST} bytes), so at most "
+        f"{MAX_KEPT_REQUESTS} requests (~{MAX_KEPT_REQUESTS * BYTES_PER_REQUEST / 1e9:.1f} GB) "
+        "per run: shorten the trace, lower its rate, or offer its first part with a "
+        "request cap or a time limit"
+    )
+
+
 class _Sender:
     """One run's state: the schedule, per-request outcomes, and the clients."""
 
     def __init__(
         self,
         target: Target,
-        offsets: np.ndarray,
-        until_s: float,
+        window: _Window,
         pool: list[list],
         timeout_s: float,
         stop: threading.Event | None,
     ) -> None:
         self.target = target
-        self.offsets = offsets
-        self.until_s = until_s
+        self.window = window
+        self.offsets = offsets = window.offsets
+        self.until_s = window.until_s
         self.pool = pool
         self.timeout_s = timeout_s
         self.stop = stop
@@ -230,7 +179,7 @@ class _Sender:
         self.cpu_share = 0.0
 
     async def run(self, start_at: float) -> None:
-        infer, close = await _open_client(self.target, self.timeout_s)
+        infer, close = await open_client(self.target, self.timeout_s)
         try:
             # perf_counter for every offset: monotonic and fine-grained, unlike time.time.
             t0 = time.perf_counter() + (start_at - time.time())
@@ -249,7 +198,7 @@ class _Sender:
         finally:
             await close()
 
-    async def _schedule(self, infer: _Infer, t0: float) -> set[asyncio.Task]:
+    async def _schedule(self, infer: Infer, t0: float) -> set[asyncio.Task]:
         tasks: set[asyncio.Task] = set()
         offsets, count = self.offsets, len(self.offsets)
         index = 0
@@ -273,7 +222,7 @@ class _Sender:
             await asyncio.sleep(min(max(0.0, next_s - now), MAX_SLEEP_S))
         return tasks
 
-    async def _one(self, infer: _Infer, i: int, t0: float) -> None:
+    async def _one(self, infer: Infer, i: int, t0: float) -> None:
         intended = self.offsets[i]
         self.lag[i] = time.perf_counter() - t0 - intended
         self.in_flight += 1
@@ -281,7 +230,7 @@ class _Sender:
         try:
             await infer(self.pool[i % len(self.pool)])
         except Exception as error:  # a failed request is a measurement, not a crash
-            kind = _error_kind(error)
+            kind = error_kind(error)
             silent = kind == "timeout" and not str(error)
             self._failed(kind, f"no answer within {self.timeout_s:g} s" if silent else str(error))
         except asyncio.CancelledError:  # the backstop after the last send, or Ctrl-C
@@ -303,7 +252,9 @@ class _Sender:
         intended = self.offsets[:sent]
         lag = self.lag[:sent]
         latency, ok = self.latency[:sent], self.ok[:sent]
-        end_s = self.until_s if self.stopped_at is None else min(self.stopped_at, self.until_s)
+        bound, limit, end_s = self.window.bound, self.window.limit, self.until_s
+        if self.stopped_at is not None and self.stopped_at < self.until_s:
+            bound, limit, end_s = "stop", None, self.stopped_at
         planned = int(np.count_nonzero(self.offsets <= end_s))
         return LoadRun(
             trace=trace,
@@ -315,9 +266,12 @@ class _Sender:
             errors=dict(self.errors),
             error_examples=list(self.examples),
             schedule=self._check(planned, sent, lag),
-            seconds=_per_second(trace, end_s, intended, latency, ok),
+            seconds=per_second(trace, end_s, intended, latency, ok),
             lag_s=lag,
             end_s=end_s,
+            ended_by=bound,
+            bound_limit=limit,
+            planned_total=self.window.planned_total,
         )
 
     def _check(self, planned: int, sent: int, lag: np.ndarray) -> ScheduleCheck:
@@ -362,94 +316,3 @@ class _Sender:
             reason=reason,
             max_in_flight=self.max_in_flight,
         )
-
-
-_Infer = Callable[[list], Awaitable[object]]
-
-
-async def _open_client(
-    target: Target, timeout_s: float
-) -> tuple[_Infer, Callable[[], Awaitable[None]]]:
-    """One tritonclient aio client for the run; created inside the running loop, as
-    both aiohttp and grpc.aio bind to it. The clients enforce the request timeout
-    themselves, which costs less per request than a wrapper task."""
-    outputs = requested_outputs(target.protocol)
-    if target.protocol == "http":
-        import tritonclient.http.aio as http_aio
-
-        http = http_aio.InferenceServerClient(
-            target.url, conn_limit=HTTP_CONNECTIONS, conn_timeout=timeout_s
-        )
-
-        async def infer_http(inputs: list) -> object:
-            return await http.infer(MODEL_NAME, inputs, outputs=outputs)
-
-        return infer_http, http.close
-    import tritonclient.grpc.aio as grpc_aio
-
-    grpc = grpc_aio.InferenceServerClient(target.url)
-
-    async def infer_grpc(inputs: list) -> object:
-        return await grpc.infer(MODEL_NAME, inputs, outputs=outputs, client_timeout=timeout_s)
-
-    return infer_grpc, grpc.close
-
-
-def _error_kind(error: BaseException) -> str:
-    """A short, countable name: gRPC status names, HTTP status codes, "timeout" (the
-    same word for both protocols), or the exception's class (connection refused...)."""
-    if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
-        return "timeout"
-    status = getattr(error, "status", None)
-    code = status() if callable(status) else None
-    if isinstance(code, str) and code:
-        if code.startswith("StatusCode."):
-            name = code.removeprefix("StatusCode.")
-            return "timeout" if name == "DEADLINE_EXCEEDED" else name
-        return f"HTTP {code}" if code.isdigit() else code
-    return type(error).__name__
-
-
-def _per_second(
-    trace: Trace, end_s: float, intended: np.ndarray, latency: np.ndarray, ok: np.ndarray
-) -> list[SecondStats]:
-    seconds = np.floor(intended).astype(int)
-    rows = []
-    for second in range(math.ceil(end_s)):
-        in_second = seconds == second
-        good = in_second & ok
-        p50, p99 = _percentiles_ms(latency[good], (50.0, 99.0))
-        sent = int(np.count_nonzero(in_second))
-        succeeded = int(np.count_nonzero(good))
-        rows.append(
-            SecondStats(
-                second=second,
-                planned_rps=trace.expected_requests(second, second + 1),
-                sent=sent,
-                ok=succeeded,
-                failed=sent - succeeded,
-                p50_ms=p50,
-                p99_ms=p99,
-            )
-        )
-    return rows
-
-
-def _percentiles_ms(latency_s: np.ndarray, qs: tuple[float, ...]) -> list[float | None]:
-    """Percentiles from an HDR histogram in microseconds (3 significant digits), the
-    same way for every figure the reports show."""
-    if not len(latency_s):
-        return [None for _ in qs]
-    micros = np.maximum(1, np.rint(latency_s * 1e6)).astype(np.int64)
-    histogram = HdrHistogram(1, max(2, int(micros.max()) + 1), HISTOGRAM_DIGITS)
-    for value, count in zip(*np.unique(micros, return_counts=True), strict=True):
-        histogram.record_value(int(value), int(count))
-    return [histogram.get_value_at_percentile(_rounding_up(q, len(micros))) / 1000.0 for q in qs]
-
-
-def _rounding_up(q: float, count: int) -> float:
-    """The percentile to ask hdrh for so it returns the nearest-rank value (rank rounded
-    up, as HdrHistogram in Java does): hdrh rounds the rank to the nearest, which makes
-    the p99 of 80 requests the second slowest instead of the slowest."""
-    rank = max(1, math.ceil(q / 100.0 * count - 1e-9))
-    return min(100.0, (rank - 0.5 + 1e-6) * 100.0 / count)

@@ -7,83 +7,25 @@ against real Triton replicas over HTTP and gRPC.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import json
 import math
-import os
-import select
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from loadtest.generator import LATE_MS, LoadRun, Target, run_load
+from loadtest import scheduler
+from loadtest.results import LoadRun, Target
+from loadtest.scheduler import LATE_MS, run_load
 from loadtest.traces import Trace, arrivals, constant
 from spillover.local.stack import LocalStack
 from spillover.model.build import model_sizes
 from tests.drivers.gateway_harness import free_port
+from tests.loadtest.conftest import FakeTriton
 
 USERS, ITEMS = 400, 1500
-FAKE_SERVER = Path(__file__).with_name("fake_http_triton.py")
-START_TIMEOUT_S = 15.0
-
-
-class FakeTriton:
-    """Drives fake_http_triton.py, a stand-in replica in a process of its own."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, str(FAKE_SERVER)],
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # stopped by process group, whatever it started
-        )
-        assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], START_TIMEOUT_S)
-        line = self._process.stdout.readline() if ready else ""
-        if not line:
-            self.close()
-            raise RuntimeError(f"{FAKE_SERVER.name} did not start")
-        self.url = f"127.0.0.1:{json.loads(line)['port']}"
-
-    def behave(
-        self, delay_s: float = 0.0, status: int = 200, stall: tuple[float, float] | None = None
-    ) -> None:
-        settings = {"delay_s": delay_s, "status": status, "stall": stall}
-        request = urllib.request.Request(
-            f"http://{self.url}/control", json.dumps(settings).encode(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
-
-    @property
-    def received(self) -> list[float]:
-        with urllib.request.urlopen(f"http://{self.url}/received", timeout=5) as response:
-            return list(json.loads(response.read()))
-
-    def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, signal.SIGKILL)
-        self._process.wait(timeout=10)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
-
-
-@pytest.fixture
-def fake_triton() -> Iterator[FakeTriton]:
-    server = FakeTriton()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _run(url: str, trace: Trace, protocol: str = "http", **options: object) -> LoadRun:
@@ -213,6 +155,10 @@ def test_stop_ends_the_run_and_the_plan_is_what_was_due_by_then(
     assert run.sent == run.schedule.planned == np.count_nonzero(offsets <= run.end_s)
     assert run.schedule.kept, run.schedule.reason
     assert len(run.seconds) == 1
+    coverage = run.coverage
+    assert coverage.bound == "stop" and not coverage.complete
+    assert coverage.planned == len(offsets) and coverage.offered == run.sent
+    assert coverage.trace_share == pytest.approx(run.end_s / 60)
 
 
 def test_max_requests_bounds_the_run(fake_triton: FakeTriton) -> None:
@@ -223,6 +169,44 @@ def test_max_requests_bounds_the_run(fake_triton: FakeTriton) -> None:
     assert run.sent == run.schedule.planned == 40
     assert run.end_s == pytest.approx(arrivals(trace, seed=8)[39])
     assert len(run.seconds) == math.ceil(run.end_s)
+    coverage = run.coverage
+    assert (coverage.bound, coverage.limit, coverage.offered) == ("max_requests", 40, 40)
+    assert coverage.planned == len(arrivals(trace, seed=8)) > 5000
+
+
+def test_a_time_limit_ends_the_run_at_that_point_of_the_trace(fake_triton: FakeTriton) -> None:
+    trace = constant(50, 60)
+    began = time.monotonic()
+    run = _run(fake_triton.url, trace, time_limit_s=1.0, seed=12)
+    assert time.monotonic() - began < 2.5
+    offsets = arrivals(trace, seed=12)
+    assert run.sent == run.schedule.planned == np.count_nonzero(offsets <= 1.0)
+    assert run.end_s == 1.0 and np.all(run.intended_s <= 1.0)
+    assert run.schedule.kept, run.schedule.reason
+    coverage = run.coverage
+    assert (coverage.bound, coverage.limit, coverage.planned) == ("time_limit", 1.0, len(offsets))
+
+
+def test_bounds_that_do_not_bind_leave_the_run_whole(fake_triton: FakeTriton) -> None:
+    """A cap above the plan and a limit past the trace's end cut nothing: complete."""
+    trace = constant(40, 1)
+    planned = len(arrivals(trace, seed=13))
+    run = _run(fake_triton.url, trace, max_requests=planned, time_limit_s=5.0, seed=13)
+    assert run.sent == planned and run.end_s == 1.0
+    assert run.coverage.complete and run.coverage.requests_share == 1.0
+
+
+def test_a_plan_too_large_to_keep_is_refused_before_anything_is_sent(
+    fake_triton: FakeTriton, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scheduler, "MAX_KEPT_REQUESTS", 1000)
+    with pytest.raises(scheduler.PlanTooLargeError, match="plans about 6000 requests") as error:
+        _run(fake_triton.url, constant(100, 60), max_requests=None, seed=14)
+    assert "request cap or a time limit" in str(error.value)
+    assert fake_triton.received == []
+    # Its first part fits: a cap or a time limit within the bound runs.
+    assert _run(fake_triton.url, constant(100, 60), max_requests=1000, seed=14).sent == 1000
+    assert _run(fake_triton.url, constant(100, 60), max_requests=None, time_limit_s=0.5).sent
 
 
 def test_a_quiet_end_of_the_trace_is_waited_out(fake_triton: FakeTriton) -> None:
@@ -235,6 +219,7 @@ def test_a_quiet_end_of_the_trace_is_waited_out(fake_triton: FakeTriton) -> None
     assert run.sent > 10 and run.end_s == 1.5 and len(run.seconds) == 2
     assert run.seconds[1].sent == 0 and run.seconds[1].p99_ms is None
     assert run.schedule.kept, run.schedule.reason
+    assert run.coverage.complete and run.coverage.trace_share == 1.0
 
 
 def test_full_garbage_collections_during_a_run_hold_back_no_send(fake_triton: FakeTriton) -> None:
