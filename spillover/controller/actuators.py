@@ -106,12 +106,9 @@ class GatewayActuator:
         self.api = api
 
     def set_weights(self, shares: Mapping[str, int]) -> None:
-        try:
-            self.api.set_pool_weights(shares)
-        except haproxy.GatewayUnreachableError as error:
-            raise TemporaryError(str(error), delay=0.5) from error
-        except (haproxy.RuntimeCommandError, ValueError) as error:
-            raise PermanentError(f"the gateway refused shares {dict(shares)}: {error}") from error
+        """Its errors say whether to retry: an unreachable gateway is a TemporaryError,
+        shares it cannot spread or a command it refuses a PermanentError."""
+        self.api.set_pool_weights(shares)
 
 
 def local_pool_drivers(
@@ -157,8 +154,6 @@ class LocalPoolDriver:
     def scale(self, pool: str, replicas: int) -> None:
         try:
             self.stack.converge(pool, replicas)
-        except haproxy.GatewayUnreachableError as error:
-            raise TemporaryError(str(error), delay=0.5) from error
         except StackError as error:
             raise PermanentError(str(error)) from error
         except SpilloverError:

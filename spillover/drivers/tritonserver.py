@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spillover.drivers.processes import log_tail
-from spillover.errors import SpilloverError
+from spillover.errors import PermanentError
 
 STUB_NAME = "triton_python_backend_stub"
 ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
@@ -28,7 +28,7 @@ CPU_ONLY_NOISE = "CudaDriverHelper has not been initialized"
 """Triton logs this as an error on every start without a GPU."""
 
 
-class TritonNotInstalled(SpilloverError):
+class TritonNotInstalledError(PermanentError):
     """The tritonserver binary or a piece it needs is missing: reinstall, don't retry."""
 
 
@@ -60,7 +60,7 @@ def find_triton() -> TritonInstall:
     try:
         import pytriton
     except ImportError as error:
-        raise TritonNotInstalled(
+        raise TritonNotInstalledError(
             "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
         ) from error
     package_dir = Path(pytriton.__file__).parent
@@ -74,7 +74,7 @@ def find_triton() -> TritonInstall:
     )
     for field_name, path in vars(install).items():
         if not path.exists():
-            raise TritonNotInstalled(
+            raise TritonNotInstalledError(
                 f"nvidia-pytriton is missing its {field_name} at {path} "
                 f"(Python {version} needs a matching backend stub)"
             )

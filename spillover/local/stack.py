@@ -395,7 +395,7 @@ class LocalStack:
         for name in leaving:
             try:
                 gateway.wait_drained(name, timeout=DRAIN_TIMEOUT_SECONDS)
-            except haproxy.GatewayWaitTimeout:
+            except haproxy.GatewayWaitTimeoutError:
                 # Requests still running there are cut, and the gateway retries them elsewhere.
                 logger.warning(
                     "%s still busy after %.0f s of draining; stopping it anyway",
