@@ -10,6 +10,7 @@ import pytest
 from spillover.controller.actuators import Actuators, GatewayActuator, Retry
 from spillover.controller.decisions import SetWeights
 from spillover.drivers.haproxy import BACKENDS, RuntimeApi, ServerStats
+from tests.drivers.gateway_harness import stats_row
 
 
 def _route(**shares: int) -> SetWeights:
@@ -25,24 +26,7 @@ class _OneServer(RuntimeApi):
         self.answer = answer
 
     def server_stats(self) -> list[ServerStats]:
-        return [
-            ServerStats(
-                backend=backend,
-                server="private-0",
-                pool="private",
-                status="UP",
-                raw_status="UP",
-                weight=1,
-                current_sessions=0,
-                total_sessions=0,
-                responses_by_class={},
-                check_status="L7OK",
-                seconds_since_change=0,
-                retries=0,
-                redispatches=0,
-            )
-            for backend in BACKENDS
-        ]
+        return [stats_row(backend, "private-0") for backend in BACKENDS]
 
     def execute(self, command: str) -> str:
         assert self.answer is not None, f"sent {command!r}"
