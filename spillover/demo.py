@@ -24,8 +24,8 @@ from spillover.controller.cli import database_path, render_status
 from spillover.controller.ledger import Ledger
 from spillover.controller.reports import format_spend
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.local.layout import LocalLayout
 from spillover.local.cli import DEFAULT_RUN_DIR, config_pools
-from spillover.local.layout import LocalLayout
 from spillover.local.stack import LocalStack
 from spillover.model.build import DEFAULT_REPO, ensure_model, model_sizes
 from spillover.serving.client import AsyncRecommenderClient, Protocol, RecommenderClient

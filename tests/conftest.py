@@ -1,4 +1,5 @@
-"""Shared small models: one training run serves the model tests, one build the serving tests."""
+"""Shared small models (one training run serves the model tests, one build the serving
+tests) and the real local stack the end-to-end tests run on."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 import onnxruntime
 import pytest
 
+from spillover.local.stack import LocalStack
 from spillover.model.build import build_model, onnx_path
 from spillover.model.evaluate import HoldoutSplit, split_last_clicks
 from spillover.model.onnx_export import export
 from spillover.model.synth import InteractionLog, SynthConfig, generate
 from spillover.model.train import TrainConfig, TrainResult, train
-from tests.support import processes_with_marker
+from tests.support import processes_with_marker, small_layout
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +83,15 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_file(model_repo: Path) -> Path:
     return onnx_path(model_repo)
+
+
+@pytest.fixture
+def running_stack(tmp_path: Path, model_file: Path) -> Iterator[LocalStack]:
+    """1 private + 1 burst replica behind the gateway, on free loopback ports; always torn
+    down."""
+    stack = LocalStack(tmp_path / "run")
+    stack.up(small_layout(), model_file, ready_timeout=120)
+    try:
+        yield stack
+    finally:
+        stack.down()

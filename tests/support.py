@@ -6,7 +6,12 @@ import random
 import socket
 from pathlib import Path
 
-from spillover.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA, LocalLayout, LocalPool
+from spillover.drivers.local.layout import (
+    FIRST_REPLICA_OFFSET,
+    PORTS_PER_REPLICA,
+    LocalLayout,
+    LocalPool,
+)
 
 MAX_REPLICAS = 2
 

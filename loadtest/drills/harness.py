@@ -30,10 +30,10 @@ from loadtest.traces import Trace
 from spillover.config import SpilloverConfig, dump_config
 from spillover.controller.cli import database_path
 from spillover.controller.ledger import Ledger
+from spillover.drivers.local.layout import LocalLayout, LocalPool
+from spillover.drivers.local.state import ReplicaRecord
 from spillover.drivers.processes import is_running, may_signal_group
-from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
-from spillover.local.state import ReplicaRecord
 from spillover.model.build import ensure_model, model_sizes
 
 SETTLE_TIMEOUT_S = 120.0

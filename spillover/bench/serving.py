@@ -24,9 +24,9 @@ from spillover.bench.load import (
     summary_row,
 )
 from spillover.bench.rawhttp import flask_body, flask_requests, pooled_sender, triton_requests
+from spillover.drivers.local.layout import LocalLayout, LocalPool
 from spillover.drivers.processes import log_tail, start_process, stop_group
 from spillover.errors import SpilloverError
-from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.serving.client import RecommenderClient
 from spillover.serving.workload import Request, sample_requests

@@ -10,18 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
-from spillover.config import PoolConfig
 from spillover.controller.decisions import Decision, ScalePool, SetWeights
 from spillover.drivers import haproxy
-from spillover.drivers.pools import PoolDriver, ReplicaTarget
-from spillover.drivers.processes import is_running, started_at_epoch
-from spillover.drivers.registry import DriverContext
-from spillover.errors import PermanentError, SpilloverError, TemporaryError
-from spillover.local.stack import LocalStack, StackError, is_ready
+from spillover.drivers.pools import PoolDriver
+from spillover.errors import PermanentError, TemporaryError
 
 logger = logging.getLogger(__name__)
 
@@ -106,62 +100,6 @@ class GatewayActuator:
         self.api = api
 
     def set_weights(self, shares: Mapping[str, int]) -> None:
-        try:
-            self.api.set_pool_weights(shares)
-        except haproxy.GatewayUnreachableError as error:
-            raise TemporaryError(str(error), delay=0.5) from error
-        except (haproxy.RuntimeCommandError, ValueError) as error:
-            raise PermanentError(f"the gateway refused shares {dict(shares)}: {error}") from error
-
-
-def local_pool_drivers(
-    pools: Sequence[PoolConfig], context: DriverContext
-) -> Mapping[str, PoolDriver]:
-    """Local pools share one driver: its replicas are listed once per tick, not per pool."""
-    driver = LocalPoolDriver(context.run_dir)
-    return dict.fromkeys((pool.name for pool in pools), driver)
-
-
-class LocalPoolDriver:
-    """Pools of tritonserver processes on 127.0.0.1 (the local stack)."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.stack = LocalStack(run_dir)
-
-    def replicas(self) -> list[ReplicaTarget]:
-        layout, records = self.stack.replica_records()
-        ports = {slot.name: slot.ports for slot in layout.slots}
-        alive = {record.name: is_running(record.pid, record.started) for record in records}
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            ready = dict(
-                zip(
-                    alive,
-                    pool.map(lambda name: alive[name] and is_ready(ports[name].http), alive),
-                    strict=True,
-                )
-            )
-        return [
-            ReplicaTarget(
-                name=record.name,
-                pool=record.pool,
-                alive=alive[record.name],
-                ready=ready[record.name],
-                started_at=started_at_epoch(record.started),
-                metrics_url=f"http://127.0.0.1:{ports[record.name].metrics}/metrics",
-                draining=record.interrupt_at is not None,
-                gateway_server=record.name,
-            )
-            for record in records
-        ]
-
-    def scale(self, pool: str, replicas: int) -> None:
-        try:
-            self.stack.converge(pool, replicas)
-        except haproxy.GatewayUnreachableError as error:
-            raise TemporaryError(str(error), delay=0.5) from error
-        except StackError as error:
-            raise PermanentError(str(error)) from error
-        except SpilloverError:
-            raise
-        except OSError as error:  # a busy port, a full disk: may clear by the next tick
-            raise TemporaryError(f"scaling {pool} to {replicas}: {error}") from error
+        """Its errors say whether to retry: an unreachable gateway is a TemporaryError,
+        shares it cannot spread or a command it refuses a PermanentError."""
+        self.api.set_pool_weights(shares)

@@ -21,9 +21,9 @@ from spillover.controller.loop import ControllerLoop
 from spillover.controller.observe import Observer
 from spillover.controller.reports import format_spend, parse_since
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.local.state import RunDir
 from spillover.drivers.registry import DriverContext, build_drivers
 from spillover.errors import SpilloverError
-from spillover.local.state import RunDir
 from spillover.tables import format_table
 
 DATABASE_FILE = "controller.db"

@@ -26,7 +26,7 @@ from spillover.drivers.haproxy_process import (
 )
 from spillover.drivers.haproxy_runtime import (
     GatewayUnreachableError,
-    GatewayWaitTimeout,
+    GatewayWaitTimeoutError,
     RuntimeApi,
     RuntimeApiError,
     RuntimeCommandError,
@@ -44,7 +44,7 @@ from spillover.drivers.haproxy_spec import (
     Timeouts,
     pool_of_server,
 )
-from spillover.drivers.haproxy_weights import MAX_WEIGHT, spread_pool_weights
+from spillover.drivers.haproxy_weights import MAX_WEIGHT, PoolSharesError, spread_pool_weights
 
 __all__ = [
     "BACKENDS",
@@ -56,9 +56,10 @@ __all__ = [
     "GatewaySpec",
     "GatewayStartError",
     "GatewayUnreachableError",
-    "GatewayWaitTimeout",
+    "GatewayWaitTimeoutError",
     "HaproxyNotFoundError",
     "HealthCheck",
+    "PoolSharesError",
     "RetryPolicy",
     "RuntimeApi",
     "RuntimeApiError",

@@ -21,7 +21,7 @@ from spillover.drivers.haproxy_spec import (
     GatewaySpec,
     ServerSlot,
 )
-from spillover.errors import SpilloverError
+from spillover.errors import PermanentError
 
 INSTALL_HINT = (
     "install it as root with `apt-get install haproxy` (Debian/Ubuntu), "
@@ -29,11 +29,11 @@ INSTALL_HINT = (
 )
 
 
-class HaproxyNotFoundError(SpilloverError):
+class HaproxyNotFoundError(PermanentError):
     """No haproxy binary: install it (the message says how), then retry."""
 
 
-class GatewayConfigError(SpilloverError, ValueError):
+class GatewayConfigError(PermanentError, ValueError):
     """haproxy rejected a rendered config; the message is haproxy's own."""
 
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from spillover.drivers.haproxy_spec import BACKENDS, HTTP_BACKEND, TRAFFIC_FRONTENDS, pool_of_server
 from spillover.drivers.haproxy_weights import spread_pool_weights
-from spillover.errors import SpilloverError
+from spillover.errors import PermanentError, SpilloverError, TemporaryError
 
 ServerState = Literal["UP", "DOWN", "MAINT", "DRAIN", "NOLB"]
 """Where a server stands: UP takes traffic if its weight allows; the others take none."""
@@ -39,11 +39,16 @@ class RuntimeApiError(SpilloverError):
     """The runtime API did not do what was asked."""
 
 
-class GatewayUnreachableError(RuntimeApiError):
+class GatewayUnreachableError(RuntimeApiError, TemporaryError):
     """Nothing answers on the socket: start the gateway (or wait for it), then retry."""
 
+    def __init__(self, message: str, delay: float = 0.5) -> None:
+        # Half a second: a gateway being (re)started answers within it, and a retry
+        # still fits in the tick.
+        super().__init__(message, delay)
 
-class RuntimeCommandError(RuntimeApiError):
+
+class RuntimeCommandError(RuntimeApiError, PermanentError):
     """HAProxy refused a command (unknown command, no such server, bad value): don't retry."""
 
     def __init__(self, command: str, answer: str) -> None:
@@ -52,7 +57,7 @@ class RuntimeCommandError(RuntimeApiError):
         self.answer = answer.strip()
 
 
-class GatewayWaitTimeout(RuntimeApiError, TimeoutError):
+class GatewayWaitTimeoutError(RuntimeApiError, TimeoutError):
     """A server did not reach the awaited state in time; the message says where it stands."""
 
 
@@ -280,7 +285,7 @@ class RuntimeApi:
             if reached(rows):
                 return
             if time.monotonic() >= deadline:
-                raise GatewayWaitTimeout(
+                raise GatewayWaitTimeoutError(
                     f"{name} not {awaited} after {timeout:.1f} s: {_describe(rows)}"
                 )
             time.sleep(POLL_INTERVAL_S)

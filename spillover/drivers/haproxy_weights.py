@@ -10,8 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 
+from spillover.errors import PermanentError
+
 MAX_WEIGHT = 256
 """HAProxy's largest server weight; the heaviest server gets it, for the finest resolution."""
+
+
+class PoolSharesError(PermanentError, ValueError):
+    """Shares the gateway cannot spread (an unknown pool, a bad number, all zero): fix
+    the shares; trying them again will not help."""
 
 
 def spread_pool_weights(
@@ -42,16 +49,16 @@ def spread_pool_weights(
 def _validate_shares(shares: Mapping[str, float], servers_by_pool: Mapping[str, object]) -> None:
     unknown = sorted(set(shares) - set(servers_by_pool))
     if unknown:
-        raise ValueError(
+        raise PoolSharesError(
             f"unknown pool(s) {', '.join(unknown)}; the gateway's pools are "
             f"{', '.join(sorted(servers_by_pool))}"
         )
     bad = sorted(pool for pool, share in shares.items() if not _is_valid_share(share))
     if bad:
         listed = ", ".join(f"{pool}={shares[pool]!r}" for pool in bad)
-        raise ValueError(f"pool shares must be finite numbers >= 0, got {listed}")
+        raise PoolSharesError(f"pool shares must be finite numbers >= 0, got {listed}")
     if not any(share > 0 for share in shares.values()):
-        raise ValueError("all pool shares are zero: at least one pool must get traffic")
+        raise PoolSharesError("all pool shares are zero: at least one pool must get traffic")
 
 
 def _is_valid_share(share: object) -> bool:

@@ -47,7 +47,7 @@ class DriverEntry:
 
 DRIVERS: Mapping[str, DriverEntry] = {
     "local": DriverEntry(
-        "spillover.controller.actuators:local_pool_drivers",
+        "spillover.drivers.local.driver:for_pools",
         None,
         "tritonserver processes on 127.0.0.1",
     ),

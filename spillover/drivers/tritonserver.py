@@ -10,25 +10,31 @@ the same Python (and so the same virtualenv packages) the CLI runs on.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
 import sys
 import sysconfig
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from spillover.drivers.processes import log_tail
-from spillover.errors import SpilloverError
+from spillover.errors import PermanentError
+from spillover.model.contract import MODEL_NAME
+from spillover.model.triton_config import render_python_backend_config
 
 STUB_NAME = "triton_python_backend_stub"
 ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
 """Triton's error log lines (glog's E<mmdd> prefix) and its final fatal message."""
 CPU_ONLY_NOISE = "CudaDriverHelper has not been initialized"
 """Triton logs this as an error on every start without a GPU."""
+PYTHON_BACKEND_MODEL = Path(__file__).parents[1] / "serving" / "triton_python_model.py"
+"""Runs inside Triton's Python backend stub, so it is copied, never imported here."""
 
 
-class TritonNotInstalled(SpilloverError):
+class TritonNotInstalledError(PermanentError):
     """The tritonserver binary or a piece it needs is missing: reinstall, don't retry."""
 
 
@@ -60,7 +66,7 @@ def find_triton() -> TritonInstall:
     try:
         import pytriton
     except ImportError as error:
-        raise TritonNotInstalled(
+        raise TritonNotInstalledError(
             "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
         ) from error
     package_dir = Path(pytriton.__file__).parent
@@ -74,7 +80,7 @@ def find_triton() -> TritonInstall:
     )
     for field_name, path in vars(install).items():
         if not path.exists():
-            raise TritonNotInstalled(
+            raise TritonNotInstalledError(
                 f"nvidia-pytriton is missing its {field_name} at {path} "
                 f"(Python {version} needs a matching backend stub)"
             )
@@ -106,6 +112,28 @@ def _same_file_contents(source: Path, target: Path) -> bool:
         return False
     a, b = source.stat(), target.stat()
     return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
+
+
+def prepare_model_repository(
+    repository: Path, model_onnx: Path, model_instances: int, model_threads: int
+) -> None:
+    """A Python-backend repository in `repository` that serves the built ONNX file.
+
+    model_instances and model_threads: Triton model instances per replica and ONNX
+    Runtime threads per instance.
+    """
+    model_dir = repository / MODEL_NAME
+    version_dir = model_dir / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.pbtxt").write_text(
+        render_python_backend_config(
+            sys.prefix, intra_op_threads=model_threads, instances=model_instances
+        )
+    )
+    shutil.copyfile(PYTHON_BACKEND_MODEL, version_dir / "model.py")
+    link = version_dir / "model.onnx"
+    link.unlink(missing_ok=True)
+    link.symlink_to(model_onnx.resolve())
 
 
 def server_environment(install: TritonInstall) -> dict[str, str]:
@@ -172,3 +200,19 @@ def startup_errors(log: Path, lines: int = 12) -> str:
     tail = log_tail(log, lines=400).splitlines()
     errors = [line for line in tail if ERROR_LINE.match(line) and CPU_ONLY_NOISE not in line]
     return "\n".join((errors or tail)[-lines:])
+
+
+def is_ready(port: int, timeout: float = 0.5) -> bool:
+    """Triton's own readiness on 127.0.0.1:`port`: server up and every model loaded.
+
+    Anything but an HTTP 200 is not ready, a garbled answer too: with nothing listening
+    on a port in the ephemeral range, the probe's socket can be given that very port
+    and connect to itself (TCP simultaneous open), and then reads its own request back.
+    """
+    try:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/v2/health/ready", timeout=timeout
+        ) as response:
+            return response.status == 200
+    except (OSError, http.client.HTTPException):  # URLError is an OSError
+        return False

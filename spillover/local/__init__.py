@@ -1,1 +1,1 @@
-"""The local stack: Triton pools on 127.0.0.1 behind a local HAProxy gateway."""
+"""The local stack's commands (`spillover local ...`), built on `spillover.drivers.local`."""

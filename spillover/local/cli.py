@@ -11,8 +11,9 @@ from pathlib import Path
 from spillover.arguments import non_negative_int, positive_float, positive_int
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
-from spillover.local.layout import LocalLayout, LocalPool
-from spillover.local.stack import LocalStack, StackError
+from spillover.drivers.local.errors import StackError
+from spillover.drivers.local.layout import LocalLayout, LocalPool
+from spillover.local.stack import LocalStack
 from spillover.model.build import DEFAULT_REPO, ensure_model
 from spillover.tables import format_table
 

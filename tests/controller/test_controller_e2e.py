@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from spillover.drivers.haproxy import HTTP_BACKEND, RuntimeApi
+from spillover.drivers.local.state import RunDir
 from spillover.local.stack import LocalStack
-from spillover.local.state import RunDir
 from spillover.serving.client import RecommenderClient
 from tests.support import free_port_base
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from spillover.config import parse_config
-from spillover.controller.actuators import LocalPoolDriver
 from spillover.controller.observe import Observer
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.drivers.haproxy_runtime import GatewayStats
+from spillover.drivers.local.driver import LocalPoolDriver
 from spillover.local.stack import LocalStack
 from spillover.serving.batching import pad_histories
 from spillover.serving.client import RecommenderClient

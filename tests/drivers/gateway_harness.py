@@ -30,6 +30,28 @@ INFER_PATH = "/v2/models/recommender/infer"
 GRPC_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 
 
+def stats_row(
+    backend: str, server: str, status: haproxy.ServerState = "UP", current_sessions: int = 0
+) -> haproxy.ServerStats:
+    """One server's `show stat` row as the runtime API returns it, for stand-in gateways:
+    checked, weight 1, no traffic served yet."""
+    return haproxy.ServerStats(
+        backend=backend,
+        server=server,
+        pool=haproxy.pool_of_server(server),
+        status=status,
+        raw_status=status,
+        weight=1,
+        current_sessions=current_sessions,
+        total_sessions=0,
+        responses_by_class={},
+        check_status="L7OK",
+        seconds_since_change=0,
+        retries=0,
+        redispatches=0,
+    )
+
+
 def free_port() -> int:
     """A loopback port free right now (the kernel picks it, so parallel tests don't collide)."""
     with socket.socket() as probe:

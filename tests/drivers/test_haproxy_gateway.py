@@ -399,7 +399,11 @@ def test_h2_backend_health_checks_pass_over_the_http_port(launch: GatewayFactory
         (lambda api: api.set_pool_weights({"cloud": 1}), ValueError, "unknown pool.*cloud"),
         (lambda api: api.set_pool_weights({"private": -1}), ValueError, "private=-1"),
         (lambda api: api.set_pool_weights({"private": 0}), ValueError, "all pool shares"),
-        (lambda api: api.wait_ready("private-0", timeout=0.2), haproxy.GatewayWaitTimeout, "MAINT"),
+        (
+            lambda api: api.wait_ready("private-0", timeout=0.2),
+            haproxy.GatewayWaitTimeoutError,
+            "MAINT",
+        ),
         (lambda api: api.enable_server("private-0 x"), ValueError, "<pool>-<index>"),
     ],
     ids=[

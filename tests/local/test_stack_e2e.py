@@ -21,8 +21,10 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.local.errors import StackError
+from spillover.drivers.local.replicas import ReplicaFailedError
 from spillover.drivers.tritonserver import shm_prefix
-from spillover.local.stack import LocalStack, ReplicaFailed, StackError
+from spillover.local.stack import LocalStack
 from spillover.model.contract import (
     HISTORY_WINDOW,
     INPUT_HISTORY,
@@ -321,7 +323,7 @@ def test_replica_that_fails_to_start_is_named_with_its_log(tmp_path):
     broken_model.write_bytes(b"this is not an onnx file")
     stack = LocalStack(tmp_path / "run")
     try:
-        with pytest.raises(ReplicaFailed) as error:
+        with pytest.raises(ReplicaFailedError) as error:
             stack.up(small_layout(private=1, burst=0), broken_model, ready_timeout=60)
     finally:
         stack.down()

@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spillover.errors import SpilloverError
-from spillover.local.layout import LocalLayout, LocalPool
+from spillover.drivers.local.errors import StackError
+from spillover.drivers.local.layout import LocalLayout, LocalPool
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
 
 
-class StateUnreadable(SpilloverError):
+class StateUnreadableError(StackError):
     """The run directory's state file is corrupt or from another version."""
 
 
@@ -42,6 +42,12 @@ class ReplicaRecord:
     stop_requested_at: float | None = None
     """Epoch seconds when its group got SIGTERM; converge forgets it once the group has
     exited, and SIGKILLs a group still there after the grace. None: not stopping."""
+
+    @property
+    def leaving(self) -> bool:
+        """Given a notice (an interruption, or a scale down) or stopping: it no longer counts
+        toward its pool, never joins the gateway again, and keeps its slot until it is gone."""
+        return self.interrupt_at is not None or self.stop_requested_at is not None
 
 
 @dataclass
@@ -69,6 +75,12 @@ class StackState:
     def pool_replicas(self, pool: str) -> list[ReplicaRecord]:
         return [record for record in self.replicas.values() if record.pool == pool]
 
+    def counted(self, pool: str) -> list[ReplicaRecord]:
+        """The pool's replicas that count toward its size, in slot order: every one not
+        leaving."""
+        records = [self.replicas.get(slot.name) for slot in self.layout.pool_slots(pool)]
+        return [record for record in records if record is not None and not record.leaving]
+
 
 class RunDir:
     """The folder holding one local stack's state, logs, configs and sockets."""
@@ -95,10 +107,19 @@ class RunDir:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise StateUnreadable(
+            raise StateUnreadableError(
                 f"{path} is not a state file this spillover can read ({error}); stop the "
                 "processes it lists by hand, then delete it"
             ) from error
+
+    def require(self) -> StackState:
+        """The running stack's state; a StackError saying how to start one if there is none."""
+        state = self.load()
+        if state is None:
+            raise StackError(
+                f"no local stack in {self.path}; run `spillover local --run-dir {self.path} up`"
+            )
+        return state
 
     def save(self, state: StackState) -> None:
         """Replace the state file atomically, so a kill mid-write leaves the old one."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from spillover.local.stack import is_ready
+from spillover.drivers.tritonserver import is_ready
 from tests.drivers.gateway_harness import free_port
 
 

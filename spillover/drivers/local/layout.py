@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spillover.drivers.local.errors import StackError
 from spillover.drivers.tritonserver import ReplicaPorts
 
 GATEWAY_PORT_OFFSETS = {"http": 0, "grpc": 1, "metrics": 2}
@@ -86,6 +87,15 @@ class LocalLayout:
     def pool_slots(self, name: str) -> list[Slot]:
         self.pool(name)
         return [slot for slot in self.slots if slot.pool == name]
+
+    def slots_to_scale(self, pool: str, replicas: int) -> list[Slot]:
+        """The pool's slots, once it is known and `replicas` fits them."""
+        if pool not in self.pool_names:
+            raise StackError(f"unknown pool {pool!r}; pools are {', '.join(self.pool_names)}")
+        maximum = self.pool(pool).max_replicas
+        if not 0 <= replicas <= maximum:
+            raise StackError(f"pool {pool} takes 0 to {maximum} replicas, not {replicas}")
+        return self.pool_slots(pool)
 
     def _all_slots(self):
         port = self.port_base + FIRST_REPLICA_OFFSET

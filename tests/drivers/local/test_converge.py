@@ -20,9 +20,12 @@ from typing import Any
 
 import pytest
 
-import spillover.local.stack as stack_module
-from spillover.controller.actuators import LocalPoolDriver
-from spillover.drivers.haproxy import BACKENDS, GRPC_BACKEND, RuntimeApi, ServerStats
+from spillover.drivers import processes
+from spillover.drivers.haproxy import BACKENDS, GRPC_BACKEND, ServerStats
+from spillover.drivers.local.converge import Converger
+from spillover.drivers.local.layout import LocalLayout, LocalPool
+from spillover.drivers.local.replicas import DRAIN_TIMEOUT_SECONDS, ReplicaProcesses
+from spillover.drivers.local.state import ReplicaRecord, RunDir, StackState
 from spillover.drivers.processes import (
     group_members,
     is_running,
@@ -30,85 +33,16 @@ from spillover.drivers.processes import (
     start_ticks,
     stop_groups,
 )
-from spillover.drivers.tritonserver import shm_prefix
-from spillover.local.layout import LocalLayout, LocalPool
-from spillover.local.stack import DRAIN_TIMEOUT_SECONDS, LocalStack
-from spillover.local.state import ReplicaRecord, RunDir, StackState
-from tests.local.paced_load import PacedLoad
+from spillover.local.stack import LocalStack
+from tests.drivers.gateway_harness import stats_row
 
-QUICK_S = 1.0
-"""A converge call that waited on a replica takes seconds (drain, then Triton's exit)."""
-
-
-def _records(stack: LocalStack) -> dict[str, ReplicaRecord]:
-    state = stack.run_dir.load()
-    assert state is not None
-    return state.replicas
-
-
-def _stopping_or_gone(stack: LocalStack, name: str) -> bool:
-    """Signalled to stop, or already forgotten: a replica that exits quickly goes from
-    draining to forgotten within one call."""
-    record = _records(stack).get(name)
-    return record is None or record.stop_requested_at is not None
+# On real processes behind a stand-in gateway; test_converge_e2e.py has the real stack.
 
 
 def _timed(call: Callable[[], None]) -> float:
     started = time.monotonic()
     call()
     return time.monotonic() - started
-
-
-# --- on the real stack -------------------------------------------------------------------
-
-
-def test_scaling_burst_to_zero_under_load_returns_at_once_and_stops_it_over_later_calls(
-    running_stack: LocalStack,
-):
-    stack = running_stack
-    gateway = RuntimeApi(stack.run_dir.gateway_socket)
-    victim = _records(stack)["burst-0"]
-    load = PacedLoad(stack).start()
-    try:
-        load.wait_for(20)
-        assert any(r.total_sessions for r in gateway.server_stats() if r.server == "burst-0")
-
-        took = _timed(lambda: stack.converge("burst", 0))
-        assert took < QUICK_S, f"converge waited {took:.2f} s on the leaving replica"
-        assert {r.status for r in gateway.server_stats() if r.server == "burst-0"} == {"DRAIN"}
-        leaving = _records(stack)["burst-0"]
-        assert leaving.interrupt_at is not None
-        assert 0 < leaving.interrupt_at - time.time() <= DRAIN_TIMEOUT_SECONDS
-        assert leaving.stop_requested_at is None
-        draining = {r.name: r.draining for r in LocalPoolDriver(stack.run_dir.path).replicas()}
-        assert draining == {"private-0": False, "burst-0": True}
-
-        calls, stopping_by = [], None
-        deadline = time.monotonic() + 30
-        while "burst-0" in _records(stack) and time.monotonic() < deadline:
-            time.sleep(0.25)  # a tick apart, roughly
-            calls.append(_timed(lambda: stack.converge("burst", 0)))
-            if stopping_by is None and _stopping_or_gone(stack, "burst-0"):
-                stopping_by = time.time()
-        assert "burst-0" not in _records(stack), "never stopped and forgotten"
-        assert max(calls) < QUICK_S, f"a later converge waited: {max(calls):.2f} s"
-        assert stopping_by is not None and stopping_by < leaving.interrupt_at, (
-            "an idle replica waited for its notice to run out"
-        )
-        assert not is_running(victim.pid, victim.started)
-        assert group_members(victim.pid) == []
-        assert {r.status for r in gateway.server_stats() if r.server == "burst-0"} == {"MAINT"}
-        regions = shm_prefix("burst-0", stack.run_dir.path)
-        assert [p for p in Path("/dev/shm").iterdir() if p.name.startswith(regions)] == []
-        assert [name for name in _records(stack) if name.startswith("burst")] == []
-        load.wait_for(load.ok + 20)  # private serves it all
-    finally:
-        load.finish()
-    assert load.failures == []
-    print(f"converge(burst, 0) took {took:.3f} s; later calls at most {max(calls):.3f} s")
-
-
-# --- the state machine, on real processes behind a stand-in gateway ----------------------
 
 
 def _graceful(ready: Path) -> list[str]:
@@ -169,20 +103,11 @@ class StandInGateway:
     def server_stats(self) -> list[ServerStats]:
         self.stats_calls += 1
         return [
-            ServerStats(
-                backend=backend,
-                server=name,
-                pool=name.rsplit("-", 1)[0],
-                status=status,
-                raw_status=status,
-                weight=1,
+            stats_row(
+                backend,
+                name,
+                status,
                 current_sessions=self.in_flight.get(name, 0) if backend == GRPC_BACKEND else 0,
-                total_sessions=0,
-                responses_by_class={},
-                check_status="L7OK",
-                seconds_since_change=0,
-                retries=0,
-                redispatches=0,
             )
             for name, status in self.status.items()
             for backend in BACKENDS
@@ -200,7 +125,7 @@ class StandInGateway:
 
 @dataclass
 class Bench:
-    stack: LocalStack
+    converger: Converger
     gateway: StandInGateway
     started: list[int]
     tmp_path: Path
@@ -214,18 +139,17 @@ class Bench:
         assert started is not None
         _until(ready.exists, 10, f"{name} never got ready")  # its SIGTERM handler is in place
         record = ReplicaRecord(name, name.rsplit("-", 1)[0], process.pid, started, "l", **fields)
-        state = self.stack.run_dir.load()
-        assert state is not None
+        state = self.converger.run_dir.require()
         state.replicas[name] = record
-        self.stack.run_dir.save(state)
+        self.converger.run_dir.save(state)
         self.gateway.status[name] = "DRAIN" if record.interrupt_at else "UP"
         return record
 
     def records(self) -> dict[str, ReplicaRecord]:
-        return _records(self.stack)
+        return self.converger.run_dir.require().replicas
 
     def converge(self, pool: str, replicas: int) -> float:
-        return _timed(lambda: self.stack.converge(pool, replicas))
+        return _timed(lambda: self.converger.converge(pool, replicas))
 
     def converge_until_gone(self, pool: str, replicas: int, name: str) -> None:
         """Converge as ticks would until `name` is forgotten; fail after 5 s."""
@@ -246,17 +170,18 @@ def _until(condition: Callable[[], bool], timeout: float, message: str) -> None:
 @pytest.fixture
 def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     layout = LocalLayout((LocalPool("private", 1, 2), LocalPool("burst", 1, 2)), port_base=20000)
-    RunDir(tmp_path / "run").save(StackState.new(layout))
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.save(StackState.new(layout))
     gateway = StandInGateway({slot.name: "MAINT" for slot in layout.slots})
-    monkeypatch.setattr(LocalStack, "_gateway", lambda self: gateway)
 
-    def no_triton(self: LocalStack, state: StackState, slots: list) -> list:
+    def no_triton(self: ReplicaProcesses, state: StackState, slots: list) -> list:
         raise AssertionError(f"converge started {[slot.name for slot in slots]}")
 
-    monkeypatch.setattr(LocalStack, "_start_replicas", no_triton)
+    monkeypatch.setattr(ReplicaProcesses, "start", no_triton)
+    converger = Converger(ReplicaProcesses(run_dir, gateway))
     started: list[int] = []
     try:
-        yield Bench(LocalStack(tmp_path / "run"), gateway, started, tmp_path)
+        yield Bench(converger, gateway, started, tmp_path)
     finally:
         stop_groups(started, grace_seconds=0.5)
 
@@ -294,7 +219,7 @@ def test_an_extra_replica_leaves_drained_then_stops_once_idle(bench: Bench):
 def test_a_leaving_replica_that_ignores_sigterm_is_killed_after_the_grace(
     bench: Bench, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
     stuck = bench.replica("burst-0", _stubborn(bench.tmp_path / "burst-0.ready"))
     bench.converge("burst", 0)
     assert bench.records()["burst-0"].interrupt_at is not None
@@ -305,7 +230,7 @@ def test_a_leaving_replica_that_ignores_sigterm_is_killed_after_the_grace(
     bench.converge("burst", 0)
     assert is_running(stuck.pid, stuck.started), "killed before the grace ran out"
 
-    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+    with caplog.at_level(logging.WARNING, logger="spillover.drivers.local.converge"):
         _until(lambda: time.time() >= requested + 0.5, 2, "the clock stalled")
         assert bench.converge("burst", 0) < 0.5  # SIGKILL, not waited on either
         bench.converge_until_gone("burst", 0, "burst-0")
@@ -323,7 +248,7 @@ def test_a_noticed_replica_with_requests_in_flight_is_stopped_when_its_notice_ru
     assert bench.gateway.status["burst-0"] == "DRAIN" and is_running(noticed.pid, noticed.started)
 
     time.sleep(0.7)
-    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+    with caplog.at_level(logging.WARNING, logger="spillover.drivers.local.converge"):
         bench.converge("burst", 0)
     assert bench.records()["burst-0"].stop_requested_at is not None
     assert bench.gateway.status["burst-0"] == "MAINT"
@@ -334,7 +259,7 @@ def test_a_noticed_replica_with_requests_in_flight_is_stopped_when_its_notice_ru
 def test_a_replica_that_exited_leaving_a_process_behind_is_forgotten_once_it_is_gone(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.3)
     crashed = bench.replica("burst-1", _orphaning(bench.tmp_path / "burst-1.ready"))
     bench.replica("burst-0")
     stubs = [pid for pid in group_members(crashed.pid) if pid != crashed.pid]
@@ -358,7 +283,7 @@ def test_a_leaving_replica_keeps_its_slot_when_the_pool_grows_back(
     assert bench.records()["burst-1"].interrupt_at is not None
     bench.gateway.in_flight["burst-1"] = 1  # still busy: not stopped yet
 
-    with caplog.at_level(logging.WARNING, logger="spillover.local.stack"):
+    with caplog.at_level(logging.WARNING, logger="spillover.drivers.local.converge"):
         for _ in range(3):
             bench.converge("burst", 2)  # no free slot: nothing starts (see the fixture)
     assert bench.gateway.status["burst-1"] == "DRAIN", "a leaving replica was re-enabled"
@@ -369,7 +294,7 @@ def test_a_leaving_replica_keeps_its_slot_when_the_pool_grows_back(
 
 
 def test_down_stops_replicas_in_every_leaving_state(bench: Bench, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(stack_module, "STOP_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
     serving = bench.replica("private-0")
     noticed = bench.replica("burst-0", interrupt_at=time.time() + 60)
     stuck = bench.replica(
@@ -381,7 +306,7 @@ def test_down_stops_replicas_in_every_leaving_state(bench: Bench, monkeypatch: p
     assert records["burst-0"].interrupt_at and records["burst-0"].stop_requested_at is None
     assert records["burst-1"].stop_requested_at is not None
 
-    assert bench.stack.down() == 3
+    assert LocalStack(bench.converger.run_dir.path).down() == 3
     for record in (serving, noticed, stuck):
         assert group_members(record.pid) == []
-    assert bench.stack.run_dir.load() is None
+    assert bench.converger.run_dir.load() is None
