@@ -12,11 +12,20 @@ import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from spillover.config import PoolConfig
-    from spillover.drivers.pools import PoolDriver
+from spillover.drivers.pools import PoolDriver
+
+
+class PoolSpec(Protocol):
+    """What the registry reads of a pool's config (`spillover.config.PoolConfig`; the
+    config imports this table, so the table does not import the config)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def driver(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class DriverContext:
 
 class DriverFactory(Protocol):
     def __call__(
-        self, pools: Sequence[PoolConfig], context: DriverContext
+        self, pools: Sequence[PoolSpec], context: DriverContext
     ) -> Mapping[str, PoolDriver]:
         """A driver for each of `pools` (one may run several), by pool name."""
         ...
@@ -59,7 +68,7 @@ DRIVERS: Mapping[str, DriverEntry] = {
 }
 
 
-def build_drivers(pools: Sequence[PoolConfig], context: DriverContext) -> dict[str, PoolDriver]:
+def build_drivers(pools: Sequence[PoolSpec], context: DriverContext) -> dict[str, PoolDriver]:
     """Every pool's driver, by pool name; pools of one driver are handed to it together."""
     drivers: dict[str, PoolDriver] = {}
     for name, entry in DRIVERS.items():
