@@ -16,20 +16,9 @@ from spillover.controller.decisions import Decision, ScalePool, SetWeights
 from spillover.drivers import haproxy
 from spillover.drivers.pools import PoolDriver
 from spillover.errors import PermanentError, TemporaryError
+from spillover.settings import DEFAULTS, ActuationSettings
 
 logger = logging.getLogger(__name__)
-
-MAX_RETRY_DELAY_S = 2.0
-"""Retries stay within about one tick: the loop must not stall on one actuator."""
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Attempts within one tick; the next tick tries again anyway."""
-
-    attempts: int = 3
-    first_delay_s: float = 0.2
-    """Doubled after each failed attempt."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +35,12 @@ class Actuators:
         self,
         drivers: Mapping[str, PoolDriver],
         gateway: GatewayActuator,
-        retry: Retry = Retry(),
+        settings: ActuationSettings = DEFAULTS.actuation,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.drivers = drivers
         self.gateway = gateway
-        self.retry = retry
+        self.settings = settings
         self.sleep = sleep
 
     def apply(self, decisions: Sequence[Decision]) -> list[ActuationFailure]:
@@ -79,15 +68,15 @@ class Actuators:
         return None
 
     def _with_retry(self, action: Callable[[], None]) -> None:
-        delay = self.retry.first_delay_s
-        for attempt in range(1, self.retry.attempts + 1):
+        delay = self.settings.first_delay_s
+        for attempt in range(1, self.settings.attempts + 1):
             try:
                 action()
                 return
             except TemporaryError as error:
-                if attempt == self.retry.attempts:
+                if attempt == self.settings.attempts:
                     raise
-                wait = min(max(delay, error.delay), MAX_RETRY_DELAY_S)
+                wait = min(max(delay, error.delay), self.settings.max_delay_s)
                 logger.info("retrying in %.1f s: %s", wait, error)
                 self.sleep(wait)
                 delay *= 2

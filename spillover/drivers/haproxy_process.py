@@ -24,11 +24,10 @@ from spillover.drivers.processes import (
     stop_group,
 )
 from spillover.errors import SpilloverError
+from spillover.settings import DEFAULTS
 
 CONFIG_FILE = "haproxy.cfg"
 LOG_FILE = "haproxy.log"
-START_TIMEOUT_S = 10.0
-"""haproxy answers on its socket within milliseconds; seconds mean it is stuck."""
 
 _STATS_SOCKET_LINE = re.compile(r"^\s*stats socket (\S+)", re.MULTILINE)
 
@@ -55,13 +54,15 @@ class GatewayProcess:
     def runtime_api(self) -> RuntimeApi:
         return RuntimeApi(self.socket_path)
 
-    def stop(self, grace_seconds: float = 5.0) -> bool:
+    def stop(self, grace_s: float = 5.0) -> bool:
         """Stop this gateway; see ``stop_gateway``."""
-        return stop_gateway(self.pid, self.started, self.socket_path, grace_seconds)
+        return stop_gateway(self.pid, self.started, self.socket_path, grace_s)
 
 
 def start_gateway(
-    spec: GatewaySpec, run_dir: Path, start_timeout_s: float = START_TIMEOUT_S
+    spec: GatewaySpec,
+    run_dir: Path,
+    start_timeout_s: float = DEFAULTS.local.gateway_start_timeout_s,
 ) -> GatewayProcess:
     """Write, check and run the gateway's config; return once its runtime API answers."""
     gateway = launch_gateway(spec, run_dir)
@@ -90,7 +91,9 @@ def launch_gateway(spec: GatewaySpec, run_dir: Path) -> GatewayProcess:
     return GatewayProcess(process.pid, started, config_path, log_path, spec.socket_path)
 
 
-def wait_for_gateway(gateway: GatewayProcess, timeout_s: float = START_TIMEOUT_S) -> None:
+def wait_for_gateway(
+    gateway: GatewayProcess, timeout_s: float = DEFAULTS.local.gateway_start_timeout_s
+) -> None:
     """Return once the runtime API answers; stop the gateway and raise if it never does."""
     api = RuntimeApi(gateway.socket_path, timeout_s=1.0)
     deadline = time.monotonic() + timeout_s
@@ -109,7 +112,7 @@ def wait_for_gateway(gateway: GatewayProcess, timeout_s: float = START_TIMEOUT_S
                     raise GatewayStartError(_failure(message, gateway)) from error
                 time.sleep(0.02)
     except BaseException:
-        stop_group(gateway.pid, grace_seconds=2.0)
+        stop_group(gateway.pid, grace_s=2.0)
         raise
 
 
@@ -117,7 +120,7 @@ def stop_gateway(
     pid: int,
     started: int | None = None,
     socket_path: Path | None = None,
-    grace_seconds: float = 5.0,
+    grace_s: float = 5.0,
 ) -> bool:
     """Stop the gateway's process group (SIGTERM, then SIGKILL) and remove its socket.
 
@@ -129,7 +132,7 @@ def stop_gateway(
     ours = may_signal_group(pid, started) if started is not None else _is_haproxy(pid)
     if ours and socket_path is None:
         socket_path = _socket_of_running_gateway(pid)
-    stopped = ours and stop_group(pid, grace_seconds)
+    stopped = ours and stop_group(pid, grace_s)
     if socket_path is not None:
         # haproxy leaves its socket behind when killed; a stale one would look alive.
         socket_path.unlink(missing_ok=True)

@@ -20,12 +20,11 @@ from typing import Literal
 from spillover.drivers.haproxy_spec import BACKENDS, HTTP_BACKEND, TRAFFIC_FRONTENDS, pool_of_server
 from spillover.drivers.haproxy_weights import spread_pool_weights
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
+from spillover.settings import DEFAULTS
 
 ServerState = Literal["UP", "DOWN", "MAINT", "DRAIN", "NOLB"]
 """Where a server stands: UP takes traffic if its weight allows; the others take none."""
 
-POLL_INTERVAL_S = 0.05
-"""How often the wait_* helpers ask again: stats are cheap, detection is sub-second."""
 
 _TCP_ADDRESS = re.compile(
     r"^(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]+)$"
@@ -288,7 +287,7 @@ class RuntimeApi:
                 raise GatewayWaitTimeoutError(
                     f"{name} not {awaited} after {timeout:.1f} s: {_describe(rows)}"
                 )
-            time.sleep(POLL_INTERVAL_S)
+            time.sleep(DEFAULTS.local.gateway_poll_s)
 
 
 def _tcp_address(address: Path | str) -> tuple[str, int] | None:

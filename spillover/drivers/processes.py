@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from spillover.settings import DEFAULTS
+
 
 def start_process(
     command: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
@@ -104,29 +106,24 @@ def reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-STOP_GRACE_SECONDS = 8.0
-"""How long a group gets between SIGTERM and SIGKILL: Triton unloads its models and
-stops its backend stubs, ~5 s when clients keep connections open."""
-
-
-def stop_group(pgid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> bool:
+def stop_group(pgid: int, grace_s: float = DEFAULTS.local.stop_grace_s) -> bool:
     """Stop one process group; True if it had live members."""
-    return stop_groups([pgid], grace_seconds) == 1
+    return stop_groups([pgid], grace_s) == 1
 
 
-def stop_groups(pgids: Iterable[int], grace_seconds: float = STOP_GRACE_SECONDS) -> int:
+def stop_groups(pgids: Iterable[int], grace_s: float = DEFAULTS.local.stop_grace_s) -> int:
     """Stop several process groups at once; returns how many had live members.
 
     The leader gets SIGTERM first so it can shut its own children down cleanly (Triton
     unloads its models and stops its backend stubs); whatever is left after
-    grace_seconds gets SIGKILL. Groups stop in parallel, so N servers take one grace
+    grace_s gets SIGKILL. Groups stop in parallel, so N servers take one grace
     period, not N.
     """
     pgids = list(pgids)
     live = [pgid for pgid in pgids if group_members(pgid)]
     for pgid in live:
         _terminate(pgid)
-    remaining = _wait_until_empty(live, grace_seconds)
+    remaining = _wait_until_empty(live, grace_s)
     for pgid in remaining:
         _signal_group(pgid, signal.SIGKILL)
     _wait_until_empty(remaining, 5.0)

@@ -18,7 +18,7 @@ from spillover.drivers import haproxy
 from spillover.drivers.local.converge import Converger
 from spillover.drivers.local.errors import StackError
 from spillover.drivers.local.layout import LocalLayout
-from spillover.drivers.local.replicas import READY_TIMEOUT_SECONDS, ReplicaProcesses
+from spillover.drivers.local.replicas import ReplicaProcesses
 from spillover.drivers.local.state import ReplicaRecord, RunDir, StackState
 from spillover.drivers.processes import (
     is_running,
@@ -28,6 +28,7 @@ from spillover.drivers.processes import (
     stop_groups,
 )
 from spillover.drivers.tritonserver import ReplicaPorts, is_ready, prepare_model_repository
+from spillover.settings import DEFAULTS, LocalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,10 @@ class ReplicaStatus:
 class LocalStack:
     """Commands on one run directory's stack; every change holds the run-dir lock."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, settings: LocalSettings = DEFAULTS.local) -> None:
         self.run_dir = RunDir(run_dir)
         self.gateway = haproxy.RuntimeApi(self.run_dir.gateway_socket)
-        self.replica_processes = ReplicaProcesses(self.run_dir, self.gateway)
+        self.replica_processes = ReplicaProcesses(self.run_dir, self.gateway, settings)
         self.converger = Converger(self.replica_processes)
         """Interruption notices, and free slots for `scale`, as the controller's scale
         has them."""
@@ -69,7 +70,7 @@ class LocalStack:
         self,
         layout: LocalLayout,
         model_onnx: Path,
-        ready_timeout: float = READY_TIMEOUT_SECONDS,
+        ready_timeout: float = DEFAULTS.local.ready_timeout_s,
         model_instances: int = 1,
         model_threads: int = 1,
     ) -> None:
@@ -107,7 +108,9 @@ class LocalStack:
                 self._stop_everything(state)
                 raise
 
-    def scale(self, pool: str, replicas: int, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def scale(
+        self, pool: str, replicas: int, ready_timeout: float = DEFAULTS.local.ready_timeout_s
+    ) -> None:
         """Bring a pool to `replicas` live ones, waiting for each step (the command line's
         scale): dead replicas are replaced, new ones join when ready, removed ones leave
         drained. A leaving replica (an interruption notice, or taken out by `converge`)

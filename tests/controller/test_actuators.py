@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from spillover.controller.actuators import Actuators, GatewayActuator, Retry
+from spillover.controller.actuators import Actuators, GatewayActuator
 from spillover.controller.decisions import SetWeights
 from spillover.drivers.haproxy import BACKENDS, RuntimeApi, ServerStats
+from spillover.settings import ActuationSettings
 from tests.drivers.gateway_harness import stats_row
 
 
@@ -34,7 +35,7 @@ class _OneServer(RuntimeApi):
 
 
 def _actuators(api: RuntimeApi, waits: list[float]) -> Actuators:
-    return Actuators({}, GatewayActuator(api), Retry(attempts=3), sleep=waits.append)
+    return Actuators({}, GatewayActuator(api), ActuationSettings(attempts=3), sleep=waits.append)
 
 
 def test_an_unreachable_gateway_is_retried_within_the_tick_then_recorded(tmp_path: Path):

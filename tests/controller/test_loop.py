@@ -8,13 +8,14 @@ import threading
 
 import pytest
 
-from spillover.controller.actuators import Actuators, Retry
+from spillover.controller.actuators import Actuators
 from spillover.controller.decisions import Mode
 from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.snapshot import PoolObservation, ReplicaObservation, Snapshot
 from spillover.errors import PermanentError, TemporaryError
+from spillover.settings import ActuationSettings
 from tests.controller.simulated import START, scenario_config
 
 
@@ -62,7 +63,10 @@ class Gateway:
 def make_loop(tmp_path, clock, observer, driver):
     config = scenario_config(policy={"tick_seconds": 0.01})  # run() waits real ticks
     actuators = Actuators(
-        {pool.name: driver for pool in config.pools}, Gateway(), Retry(), sleep=lambda _: None
+        {pool.name: driver for pool in config.pools},
+        Gateway(),
+        ActuationSettings(),
+        sleep=lambda _: None,
     )
     return ControllerLoop(
         config, observer, actuators, Ledger(tmp_path / "controller.db"), clock=clock

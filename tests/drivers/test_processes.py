@@ -38,7 +38,7 @@ def test_a_process_is_recognised_the_moment_it_starts(tmp_path: Path) -> None:
             started = start_ticks(process.pid)
             assert started is not None and is_running(process.pid, started)
     finally:
-        stop_groups([process.pid for process in processes], grace_seconds=2)
+        stop_groups([process.pid for process in processes], grace_s=2)
 
 
 def test_another_process_at_the_same_pid_is_not_ours(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_another_process_at_the_same_pid_is_not_ours(tmp_path: Path) -> None:
         assert not is_running(process.pid, started + 1)
         assert not may_signal_group(process.pid, started + 1)
     finally:
-        stop_group(process.pid, grace_seconds=2)
+        stop_group(process.pid, grace_s=2)
 
 
 def test_killed_process_is_not_running_but_its_group_may_be_stopped(tmp_path: Path) -> None:
@@ -69,6 +69,6 @@ def test_stop_group_takes_children_and_outlasts_an_ignored_sigterm(tmp_path: Pat
             break
         time.sleep(0.02)
     assert len(group_members(process.pid)) == 2
-    assert stop_group(process.pid, grace_seconds=0.5)
+    assert stop_group(process.pid, grace_s=0.5)
     assert group_members(process.pid) == []
     assert not stop_group(process.pid), "stopping an empty group reports nothing stopped"

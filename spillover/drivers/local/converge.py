@@ -3,9 +3,9 @@
 `converge` never waits on a replica: a tick spent waiting for one to drain or exit
 is a tick blind to everything else. It starts missing replicas, lets ready ones join
 the gateway, and takes extra ones out of their pool: one it takes out gets a notice of
-DRAIN_TIMEOUT_SECONDS, and a leaving replica moves on one step per call: drained,
+the drain timeout, and a leaving replica moves on one step per call: drained,
 then SIGTERM (its slot in maintenance), then forgotten once its processes have
-exited, or SIGKILLed after STOP_GRACE_SECONDS.
+exited, or SIGKILLed after the stop grace (`LocalSettings`).
 
 A replica can be given an interruption notice, as a spot instance gets two minutes
 before the cloud takes it back: it leaves rotation at once, no longer counts toward
@@ -23,7 +23,6 @@ from spillover.drivers import haproxy, processes
 from spillover.drivers.local.errors import StackError
 from spillover.drivers.local.layout import Slot
 from spillover.drivers.local.replicas import (
-    DRAIN_TIMEOUT_SECONDS,
     ReplicaProcesses,
     processes_gone,
 )
@@ -51,7 +50,7 @@ class Converger:
         caller's to set.
 
         An extra replica (the highest slots first) is drained and given a notice of
-        DRAIN_TIMEOUT_SECONDS. A replica with a notice does not count toward `replicas`
+        the drain timeout. A replica with a notice does not count toward `replicas`
         (a replacement starts in a free slot), is never re-enabled, and keeps its slot
         until its processes are gone."""
         with self.run_dir.locked():
@@ -135,8 +134,9 @@ class Converger:
 
     def _leave(self, records: list[ReplicaRecord]) -> None:
         """Take replicas out of their pool without waiting: drained now, with a notice of
-        DRAIN_TIMEOUT_SECONDS, so later converges stop them (`_advance_leaving`)."""
-        stop_by = time.time() + DRAIN_TIMEOUT_SECONDS
+        the drain timeout, so later converges stop them (`_advance_leaving`)."""
+        drain_s = self.replica_processes.settings.drain_timeout_s
+        stop_by = time.time() + drain_s
         for record in records:
             self.gateway.drain_server(record.name)
             record.interrupt_at = stop_by  # only once drained: a leaving one may be stopped
@@ -144,7 +144,7 @@ class Converger:
                 "%s leaves pool %s: drained, stopped once idle (within %.0f s)",
                 record.name,
                 record.pool,
-                DRAIN_TIMEOUT_SECONDS,
+                drain_s,
             )
 
     def _advance_leaving(
@@ -156,7 +156,7 @@ class Converger:
         gateway (`stats`, on every backend) or its notice runs out; then it gets SIGTERM
         and its slot goes to maintenance, and so does one that exited by itself. Once its
         processes are all gone it is forgotten (leftover shared memory removed), and its
-        slot is free; any still there STOP_GRACE_SECONDS after the SIGTERM get SIGKILL.
+        slot is free; any still there the stop grace after the SIGTERM get SIGKILL.
         """
         in_flight: dict[str, int] = {}
         for row in stats:
@@ -196,7 +196,7 @@ class Converger:
                 remove_shared_memory(record.name, self.run_dir.path)
                 del state.replicas[record.name]
                 logger.info("%s stopped", record.name)
-            elif now - record.stop_requested_at >= processes.STOP_GRACE_SECONDS:
+            elif now - record.stop_requested_at >= self.replica_processes.settings.stop_grace_s:
                 logger.warning(
                     "%s still running %.0f s after SIGTERM: SIGKILL",
                     record.name,

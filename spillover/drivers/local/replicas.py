@@ -26,11 +26,7 @@ from spillover.drivers.tritonserver import (
     server_environment,
     startup_errors,
 )
-
-READY_TIMEOUT_SECONDS = 120.0
-"""How long a starting replica may take to be ready, unless the command says otherwise."""
-DRAIN_TIMEOUT_SECONDS = 10.0
-"""How long a replica leaving its pool may finish the requests it has in flight."""
+from spillover.settings import DEFAULTS, LocalSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +42,14 @@ class ReplicaFailedError(StackError):
 class ReplicaProcesses:
     """Starts, joins, drains and stops the replicas of one run directory."""
 
-    def __init__(self, run_dir: RunDir, gateway: haproxy.RuntimeApi | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        gateway: haproxy.RuntimeApi | None = None,
+        settings: LocalSettings = DEFAULTS.local,
+    ) -> None:
         self.run_dir = run_dir
+        self.settings = settings
         self.gateway = gateway or haproxy.RuntimeApi(run_dir.gateway_socket)
 
     def start(self, state: StackState, slots: list[Slot]) -> list[ReplicaRecord]:
@@ -117,7 +119,7 @@ class ReplicaProcesses:
             ):
                 self.gateway.enable_server(record.name)
                 if wait:
-                    self.gateway.wait_ready(record.name, timeout=READY_TIMEOUT_SECONDS)
+                    self.gateway.wait_ready(record.name, timeout=self.settings.ready_timeout_s)
 
     def reconcile(self, state: StackState, pool: str) -> None:
         """Make the records true again after a kill, waiting as long as it takes: forget
@@ -161,19 +163,19 @@ class ReplicaProcesses:
 
     def drain_and_stop(self, state: StackState, records: list[ReplicaRecord]) -> None:
         """Take replicas out of the gateway, let in-flight requests finish (for up to
-        DRAIN_TIMEOUT_SECONDS), then stop them and forget them."""
+        the drain timeout), then stop them and forget them."""
         leaving = {record.name for record in records}
         for name in leaving:
             self.gateway.drain_server(name)
         for name in leaving:
             try:
-                self.gateway.wait_drained(name, timeout=DRAIN_TIMEOUT_SECONDS)
+                self.gateway.wait_drained(name, timeout=self.settings.drain_timeout_s)
             except haproxy.GatewayWaitTimeoutError:
                 # Requests still running there are cut, and the gateway retries them elsewhere.
                 logger.warning(
                     "%s still busy after %.0f s of draining; stopping it anyway",
                     name,
-                    DRAIN_TIMEOUT_SECONDS,
+                    self.settings.drain_timeout_s,
                 )
             self.gateway.disable_server(name)
         self.stop(records)
@@ -189,7 +191,7 @@ class ReplicaProcesses:
             for record in records
             if processes.may_signal_group(record.pid, record.started)
         ]
-        stopped = processes.stop_groups(ours, processes.STOP_GRACE_SECONDS)
+        stopped = processes.stop_groups(ours, self.settings.stop_grace_s)
         for record in records:
             remove_shared_memory(record.name, self.run_dir.path)
         return stopped

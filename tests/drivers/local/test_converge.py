@@ -14,17 +14,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from spillover.drivers import processes
 from spillover.drivers.haproxy import BACKENDS, GRPC_BACKEND, ServerStats
 from spillover.drivers.local.converge import Converger
 from spillover.drivers.local.layout import LocalLayout, LocalPool
-from spillover.drivers.local.replicas import DRAIN_TIMEOUT_SECONDS, ReplicaProcesses
+from spillover.drivers.local.replicas import ReplicaProcesses
 from spillover.drivers.local.state import ReplicaRecord, RunDir, StackState
 from spillover.drivers.processes import (
     group_members,
@@ -34,6 +33,7 @@ from spillover.drivers.processes import (
     stop_groups,
 )
 from spillover.local.stack import LocalStack
+from spillover.settings import DEFAULTS, LocalSettings
 from tests.drivers.gateway_harness import stats_row
 
 # On real processes behind a stand-in gateway; test_converge_e2e.py has the real stack.
@@ -130,6 +130,12 @@ class Bench:
     started: list[int]
     tmp_path: Path
 
+    def stop_grace(self, seconds: float) -> LocalSettings:
+        """Give leaving replicas `seconds` between SIGTERM and SIGKILL, not 8 s."""
+        settings = replace(DEFAULTS.local, stop_grace_s=seconds)
+        self.converger.replica_processes.settings = settings
+        return settings
+
     def replica(self, name: str, command: list[str] | None = None, **fields) -> ReplicaRecord:
         """Start a stand-in replica process in its own group and record it."""
         ready = self.tmp_path / f"{name}.ready"
@@ -183,7 +189,7 @@ def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     try:
         yield Bench(converger, gateway, started, tmp_path)
     finally:
-        stop_groups(started, grace_seconds=0.5)
+        stop_groups(started, grace_s=0.5)
 
 
 def test_an_extra_replica_leaves_drained_then_stops_once_idle(bench: Bench):
@@ -192,7 +198,7 @@ def test_an_extra_replica_leaves_drained_then_stops_once_idle(bench: Bench):
     assert bench.converge("burst", 1) < 0.5
     leaving = bench.records()["burst-1"]
     assert leaving.interrupt_at is not None
-    assert 0 < leaving.interrupt_at - time.time() <= DRAIN_TIMEOUT_SECONDS
+    assert 0 < leaving.interrupt_at - time.time() <= DEFAULTS.local.drain_timeout_s
     assert bench.gateway.status["burst-1"] == "DRAIN"
     assert bench.gateway.status["burst-0"] == "UP"
 
@@ -219,7 +225,7 @@ def test_an_extra_replica_leaves_drained_then_stops_once_idle(bench: Bench):
 def test_a_leaving_replica_that_ignores_sigterm_is_killed_after_the_grace(
     bench: Bench, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ):
-    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
+    bench.stop_grace(0.5)
     stuck = bench.replica("burst-0", _stubborn(bench.tmp_path / "burst-0.ready"))
     bench.converge("burst", 0)
     assert bench.records()["burst-0"].interrupt_at is not None
@@ -259,7 +265,7 @@ def test_a_noticed_replica_with_requests_in_flight_is_stopped_when_its_notice_ru
 def test_a_replica_that_exited_leaving_a_process_behind_is_forgotten_once_it_is_gone(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.3)
+    bench.stop_grace(0.3)
     crashed = bench.replica("burst-1", _orphaning(bench.tmp_path / "burst-1.ready"))
     bench.replica("burst-0")
     stubs = [pid for pid in group_members(crashed.pid) if pid != crashed.pid]
@@ -294,7 +300,7 @@ def test_a_leaving_replica_keeps_its_slot_when_the_pool_grows_back(
 
 
 def test_down_stops_replicas_in_every_leaving_state(bench: Bench, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(processes, "STOP_GRACE_SECONDS", 0.5)
+    short = bench.stop_grace(0.5)
     serving = bench.replica("private-0")
     noticed = bench.replica("burst-0", interrupt_at=time.time() + 60)
     stuck = bench.replica(
@@ -306,7 +312,7 @@ def test_down_stops_replicas_in_every_leaving_state(bench: Bench, monkeypatch: p
     assert records["burst-0"].interrupt_at and records["burst-0"].stop_requested_at is None
     assert records["burst-1"].stop_requested_at is not None
 
-    assert LocalStack(bench.converger.run_dir.path).down() == 3
+    assert LocalStack(bench.converger.run_dir.path, short).down() == 3
     for record in (serving, noticed, stuck):
         assert group_members(record.pid) == []
     assert bench.converger.run_dir.load() is None

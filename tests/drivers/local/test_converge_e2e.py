@@ -10,11 +10,11 @@ from pathlib import Path
 
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.drivers.local.driver import LocalPoolDriver
-from spillover.drivers.local.replicas import DRAIN_TIMEOUT_SECONDS
 from spillover.drivers.local.state import ReplicaRecord
 from spillover.drivers.processes import group_members, is_running
 from spillover.drivers.tritonserver import shm_prefix
 from spillover.local.stack import LocalStack
+from spillover.settings import DEFAULTS
 from tests.drivers.local.paced_load import PacedLoad
 
 QUICK_S = 1.0
@@ -57,7 +57,7 @@ def test_scaling_burst_to_zero_under_load_returns_at_once_and_stops_it_over_late
         assert {r.status for r in gateway.server_stats() if r.server == "burst-0"} == {"DRAIN"}
         leaving = _records(stack)["burst-0"]
         assert leaving.interrupt_at is not None
-        assert 0 < leaving.interrupt_at - time.time() <= DRAIN_TIMEOUT_SECONDS
+        assert 0 < leaving.interrupt_at - time.time() <= DEFAULTS.local.drain_timeout_s
         assert leaving.stop_requested_at is None
         draining = {r.name: r.draining for r in driver.replicas()}
         assert draining == {"private-0": False, "burst-0": True}
