@@ -20,6 +20,18 @@ from spillover.model.synth import InteractionLog, SynthConfig, generate
 from spillover.model.train import TrainConfig, TrainResult, train
 from tests.support import processes_with_marker, small_layout
 
+REAL_SERVER_FIXTURES = {"model_file", "launch", "live_gateway"}
+"""Fixtures that start a real tritonserver (every one serves `model_file`) or HAProxy."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `e2e` every test that runs real servers, so `-m "not e2e"` is the quick
+    suite; CI runs both."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & REAL_SERVER_FIXTURES or item.path.stem.endswith("_e2e"):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(autouse=True)
 def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:

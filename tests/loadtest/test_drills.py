@@ -10,7 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support import free_port_base
+
+pytestmark = pytest.mark.e2e  # each drill brings up a real stack of its own
 
 SHORT = Path(__file__).parent / "drills-short.yaml"
 
