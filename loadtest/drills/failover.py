@@ -184,7 +184,8 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
     ]
     return Outcome(
         f"Failover drill: private pool killed at {load_rps(setup):.0f} rps",
-        _checks(m, run, setup),
+        _checks(m, run, setup)
+        + measure.believed_demand_checks(run, observed.controller, observed.decisions, m.t0),
         figures,
         events,
         notes,

@@ -205,6 +205,55 @@ def failed_requests_check(run: LoadRun, threshold: int) -> Check:
     return Check("failed requests", run.failed, threshold, "<=", "requests", limit)
 
 
+PHANTOM_DEMAND_FACTOR = 1.5
+"""How far above the busiest second the load offered the controller's demand may read:
+a sub-second tick counts a Poisson stream with ~10% noise at these rates; a reading
+timed at the wrong moment (issue 18) read 9x."""
+
+
+def believed_demand_checks(
+    run: LoadRun,
+    controller: Sequence[ControllerSample],
+    decisions: Sequence[DecisionRecord],
+    since: float,
+) -> list[Check]:
+    """From `since` (epoch seconds) on, the controller believed no demand the load did
+    not offer: its demand never far above the busiest second offered, and no capacity
+    alert (which only such demand, or load beyond every pool's max, raises). The warm-up
+    is left out: a step from no load reads as a rise to the forecast, by design."""
+    offered = max((second.sent for second in run.seconds), default=0)
+    believed = [s for s in controller if s.demand_rps is not None and s.at >= since]
+    peak = max(believed, key=lambda s: s.demand_rps or 0.0, default=None)
+    ratio = None if peak is None or not offered else (peak.demand_rps or 0.0) / offered
+    alerts = [d for d in decisions if d.decision == "alert capacity" and d.at >= since]
+    return [
+        Check(
+            "controller's demand over the busiest second offered",
+            None if ratio is None else round(ratio, 2),
+            PHANTOM_DEMAND_FACTOR,
+            "<=",
+            "x",
+            None
+            if ratio is not None and ratio <= PHANTOM_DEMAND_FACTOR
+            else "no controller sample read demand"
+            if ratio is None or peak is None
+            else f"the controller read {peak.demand_rps:.0f} rps at "
+            f"t = {peak.at - run.started_at:.1f} s; the load never offered more than "
+            f"{offered} in a second",
+        ),
+        Check(
+            "capacity alerts",
+            len(alerts),
+            0,
+            "<=",
+            "alerts",
+            None
+            if not alerts
+            else f"at t = {alerts[0].at - run.started_at:.1f} s: {alerts[0].reason}",
+        ),
+    ]
+
+
 def event_at(at: float | None, started_at: float, label: str) -> list[Event]:
     """An event for the report if it happened (`at` in epoch seconds)."""
     return [] if at is None else [Event(at - started_at, label)]

@@ -95,15 +95,18 @@ def gateway(
 
 
 def controller(
-    until_s: float, mode: Callable[[float], str], sizes: Callable[[float], dict[str, int]]
+    until_s: float,
+    mode: Callable[[float], str],
+    sizes: Callable[[float], dict[str, int]],
+    demand: Callable[[float], float | None] = lambda t: None,
 ) -> list[ControllerSample]:
-    """A tick every second from 1 s before t = 0: mode(t), and each pool desired and
-    ready at sizes(t)."""
+    """A tick every second from 1 s before t = 0: mode(t), demand(t), and each pool
+    desired and ready at sizes(t)."""
     return [
         ControllerSample(
             STARTED_AT + t,
             mode(t),
-            None,
+            demand(t),
             {pool: {"desired": n, "ready": n} for pool, n in sizes(t).items()},
         )
         for t in np.arange(-1.0, until_s + 1.0, 1.0).tolist()

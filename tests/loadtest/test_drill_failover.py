@@ -35,6 +35,9 @@ def recording(
     private_ready_after_s: float = 3.0,
     failback_after_s: float | None = 4.0,
     standby_after_s: float | None = 5.0,
+    phantom_at_s: float | None = None,
+    phantom_factor: float = 9.0,
+    capacity_alert_at_s: float | None = None,
 ) -> Observed[OutageFacts]:
     """One recording of the drill; each keyword is a moment after t0, restore or private
     being back (None: it never happened); stopped_at ends it there, as Ctrl-C would."""
@@ -61,7 +64,14 @@ def recording(
         bursting = t >= T0_S + 1 and (standby_after_s is None or t < back_s + standby_after_s)
         return {"private": 0 if T0_S <= t < back_s else 2, "burst": 2 if bursting else 1}
 
+    def demand(t: float) -> float:
+        """What the controller believed: the offered rate, but for one phantom tick."""
+        phantom = phantom_at_s is not None and abs(t - phantom_at_s) < 0.5
+        return rps * phantom_factor if phantom else rps
+
     decisions = [samples.decision(T0_S - 20, "SetMode", "mode normal")]
+    if capacity_alert_at_s is not None:
+        decisions.append(samples.decision(capacity_alert_at_s, "Alert", "alert capacity"))
     if failover_after_s is not None:
         decisions.append(samples.decision(T0_S + failover_after_s, "SetMode", "mode failover"))
     until_s = END_S if stopped_at is None else stopped_at
@@ -69,7 +79,7 @@ def recording(
     return samples.observed(
         run,
         samples.gateway(until_s, statuses, rates),
-        samples.controller(until_s, lambda t: "normal", sizes),
+        samples.controller(until_s, lambda t: "normal", sizes, demand),
         [decision for decision in decisions if decision.at <= samples.STARTED_AT + until_s],
         done,
         OutageFacts(killed=2),
@@ -82,6 +92,8 @@ RECOVERY = "p99 back under the SLO after t0"
 DETECTION = "controller in failover mode after t0"
 FAILBACK = "private serves most traffic again after it may return"
 STANDBY = "burst back at its floor after private is back"
+DEMAND = "controller's demand over the busiest second offered"
+ALERTS = "capacity alerts"
 
 CASES = [
     pytest.param(FAILED, {}, True, id="no-failed-request-passes"),
@@ -97,6 +109,11 @@ CASES = [
     pytest.param(STANDBY, {"standby_after_s": 12.0}, True, id="burst-at-floor-in-12s-passes"),
     pytest.param(STANDBY, {"standby_after_s": 17.0}, False, id="burst-at-floor-in-17s-fails"),
     pytest.param(STANDBY, {"standby_after_s": None}, False, id="burst-never-at-floor-fails"),
+    pytest.param(DEMAND, {"phantom_at_s": T0_S + 8}, False, id="a-9x-phantom-tick-fails"),
+    pytest.param(
+        DEMAND, {"phantom_at_s": T0_S + 8, "phantom_factor": 1.2}, True, id="1.2x-noise-passes"
+    ),
+    pytest.param(ALERTS, {"capacity_alert_at_s": T0_S + 8}, False, id="a-capacity-alert-fails"),
 ]
 
 
