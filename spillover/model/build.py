@@ -117,8 +117,8 @@ def ensure_model(
     """The ONNX file in ``repo_dir``, built with the default settings unless complete.
 
     metrics.json is written last, so a build interrupted half-way is built again, and
-    so is one at another precision. ``items`` overrides the default catalog size of a
-    build this call makes.
+    so is one at another precision or from before precisions. ``items`` overrides the
+    default catalog size of a build this call makes.
     """
     path = onnx_path(repo_dir)
     built = path.parent / METRICS_FILE
@@ -135,9 +135,11 @@ def built_metrics(repo_dir: Path) -> dict[str, Any]:
     return metrics
 
 
-def built_precision(repo_dir: Path) -> Precision:
-    """The precision of the model in ``repo_dir`` (builds from before precisions were fp32)."""
-    return Precision(built_metrics(repo_dir).get("precision", {}).get("name", "fp32"))
+def built_precision(repo_dir: Path) -> Precision | None:
+    """The precision of the model in ``repo_dir``; None for a build from before precisions,
+    which recorded no comparison with fp32."""
+    precision = built_metrics(repo_dir).get("precision")
+    return None if precision is None else Precision(precision["name"])
 
 
 def model_sizes(repo_dir: Path) -> tuple[int, int]:

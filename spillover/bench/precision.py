@@ -1,0 +1,232 @@
+"""Precision benchmark: one model at fp32, int8 and fp16, served side by side in one run.
+
+Each precision gets its own local stack with one private replica, all started
+before measuring (a replica waiting its turn is idle). The same client sends the
+same pre-built requests straight to each replica, in interleaved rounds, so
+drift on a noisy machine hits every precision alike. Beside throughput and
+latency the table shows what the precision trades: the model's size on disk, the
+replica's memory, Recall@20 on the held-out clicks (from the build's
+metrics.json), and cost per 1,000 recommendations at the private pool's price,
+since a local replica stands for one GPU replica of its pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from spillover.bench.load import LoadResult
+from spillover.bench.rawhttp import triton_requests
+from spillover.bench.serving import (
+    HOST,
+    BenchError,
+    ReplicaBenchSettings,
+    Setup,
+    measure_interleaved,
+)
+from spillover.drivers.processes import group_members
+from spillover.local.layout import LocalLayout, LocalPool
+from spillover.local.stack import LocalStack
+from spillover.model.build import built_metrics, onnx_path
+from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, OUTPUT_ITEM_IDS, TOP_K
+from spillover.model.precision import Precision
+from spillover.serving.client import RecommenderClient
+from spillover.serving.workload import Request, sample_requests
+from spillover.tables import format_table
+
+STACK_PORT_SPAN = 20
+"""Ports one benchmark stack takes: gateway, then one private and one burst slot."""
+
+GOAL_RECALL_VS_FP32 = 0.99
+GOAL_SIZE_VS_FP32 = 0.30
+GOAL_THROUGHPUT_VS_FP32 = 1.5
+"""Issue 16's goals for int8 against fp32."""
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """One precision's build, with what its metrics.json says about it."""
+
+    precision: Precision
+    model_path: Path
+    onnx_bytes: int
+    recall: float
+    """Recall@TOP_K of the served graph on the held-out clicks."""
+    fp32_recall: float
+    """Recall@TOP_K of the fp32 graph it came from, on the same clicks."""
+    trained_as: tuple[float, float]
+    """(Recall, NDCG) of the fp32 weights before conversion: equal for builds of one model."""
+
+    @classmethod
+    def from_repo(cls, repo_dir: Path) -> BuiltModel:
+        metrics = built_metrics(repo_dir)
+        precision = metrics["precision"]
+        return cls(
+            precision=Precision(precision["name"]),
+            model_path=onnx_path(repo_dir),
+            onnx_bytes=int(precision["onnx_bytes"]),
+            recall=float(precision["served"]["recall"]),
+            fp32_recall=float(precision["fp32"]["recall"]),
+            trained_as=(float(metrics["model"]["recall"]), float(metrics["model"]["ndcg"])),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecisionBenchConfig(ReplicaBenchSettings):
+    """How the precision benchmark runs."""
+
+    models: tuple[BuiltModel, ...]
+    """One build per precision, of the same trained model, in table order."""
+    usd_per_replica_hour: float
+    """The private pool's price of one replica (one GPU), from its config."""
+
+
+@dataclass(frozen=True)
+class PrecisionResult:
+    """What one precision's replica did under the benchmark's load."""
+
+    model: BuiltModel
+    load: LoadResult
+    replica_rss_bytes: int
+    """Resident memory of the replica after its load: tritonserver and its backend
+    stubs (shared libraries count once per process, as RSS does)."""
+
+    def usd_per_1000(self, usd_per_replica_hour: float) -> float:
+        """The replica's hourly price over the recommendations it serves in an hour."""
+        per_hour = self.load.throughput * 3600.0
+        return usd_per_replica_hour / per_hour * 1000.0 if per_hour else float("nan")
+
+
+def run_precision_bench(config: PrecisionBenchConfig) -> list[PrecisionResult]:
+    _check_one_model(config.models)
+    requests = sample_requests(config.n_users, config.n_items, count=4096, seed=7)
+    stacks: list[LocalStack] = []
+    try:
+        ports = []
+        for index, model in enumerate(config.models):
+            stack = LocalStack(config.work_dir / f"stack-{model.precision}")
+            layout = _one_replica_layout(config.port_base + index * STACK_PORT_SPAN)
+            stack.up(
+                layout,
+                model.model_path,
+                model_instances=config.model_instances,
+                model_threads=config.model_threads,
+            )
+            stacks.append(stack)
+            ports.append(layout.slots[0].ports.http)
+        for model, port in zip(config.models, ports, strict=True):
+            _check_serves_its_file(model, port, requests[:8])
+        setups: list[Setup] = [
+            (str(model.precision), port, triton_requests(HOST, port, requests), config.concurrency)
+            for model, port in zip(config.models, ports, strict=True)
+        ]
+        loads = measure_interleaved(setups, config)
+        return [
+            PrecisionResult(model, load, _replica_rss_bytes(stack))
+            for model, load, stack in zip(config.models, loads, stacks, strict=True)
+        ]
+    finally:
+        for stack in stacks:
+            stack.down()
+
+
+def _one_replica_layout(port_base: int) -> LocalLayout:
+    return LocalLayout((LocalPool("private", 1, 1), LocalPool("burst", 0, 1)), port_base)
+
+
+def _check_one_model(models: tuple[BuiltModel, ...]) -> None:
+    """Builds of different weights would compare training runs, not precisions."""
+    trained = {model.trained_as for model in models}
+    if len(trained) != 1:
+        described = ", ".join(f"{model.precision}: {model.trained_as}" for model in models)
+        raise BenchError(
+            f"the builds were trained differently (fp32 Recall, NDCG per build: {described}); "
+            "rebuild them with the same settings"
+        )
+
+
+def _check_serves_its_file(model: BuiltModel, port: int, requests: list[Request]) -> None:
+    """The replica must answer like its own ONNX file, or the row is another precision's."""
+    session = onnxruntime.InferenceSession(
+        str(model.model_path), providers=["CPUExecutionProvider"]
+    )
+    with RecommenderClient(f"{HOST}:{port}") as client:
+        for request in requests:
+            served = client.recommend(request.user_ids.ravel().tolist(), request.histories)
+            [expected] = session.run(
+                [OUTPUT_ITEM_IDS],
+                {INPUT_USER_ID: request.user_ids, INPUT_HISTORY: request.histories},
+            )
+            if not np.array_equal(served.item_ids, expected):
+                raise BenchError(
+                    f"the {model.precision} replica on port {port} answers user "
+                    f"{int(request.user_ids[0, 0])} with {served.item_ids[0].tolist()}, "
+                    f"its file {model.model_path} with {expected[0].tolist()}"
+                )
+
+
+def _replica_rss_bytes(stack: LocalStack) -> int:
+    _, records = stack.replica_records()
+    return sum(_rss_bytes(pid) for record in records for pid in group_members(record.pid))
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # exited since it was listed
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def report(results: list[PrecisionResult], usd_per_replica_hour: float) -> str:
+    """The side-by-side table, and int8 against the issue's goals when both were run."""
+    by_precision = {result.model.precision: result for result in results}
+    fp32 = by_precision.get(Precision.FP32)
+    headers = [
+        "precision", "model MB", "vs fp32", f"Recall@{TOP_K}", "vs fp32", "ok", "failed",
+        "req/s", "vs fp32", "p50 ms", "p99 ms", "replica RSS MB", "$ per 1k recs",
+    ]  # fmt: skip
+    rows = [
+        [
+            str(result.model.precision),
+            f"{result.model.onnx_bytes / 1e6:.1f}",
+            _versus(result.model.onnx_bytes, fp32.model.onnx_bytes if fp32 else None, "{:.0%}"),
+            f"{result.model.recall:.4f}",
+            _versus(result.model.recall, result.model.fp32_recall, "{:.1%}"),
+            result.load.ok,
+            len(result.load.failures),
+            f"{result.load.throughput:.0f}",
+            _versus(result.load.throughput, fp32.load.throughput if fp32 else None, "{:.2f}x"),
+            f"{result.load.percentile_ms(50):.2f}",
+            f"{result.load.percentile_ms(99):.2f}",
+            f"{result.replica_rss_bytes / 1e6:.0f}",
+            f"{result.usd_per_1000(usd_per_replica_hour):.6f}",
+        ]
+        for result in results
+    ]
+    lines = [format_table(headers, rows)]
+    int8 = by_precision.get(Precision.INT8)
+    if int8 is not None and fp32 is not None:
+        lines += ["", _int8_goals(int8, fp32)]
+    return "\n".join(lines)
+
+
+def _int8_goals(int8: PrecisionResult, fp32: PrecisionResult) -> str:
+    recall = int8.model.recall / int8.model.fp32_recall
+    size = int8.model.onnx_bytes / fp32.model.onnx_bytes
+    speed = int8.load.throughput / fp32.load.throughput if fp32.load.throughput else float("nan")
+    return (
+        f"int8 vs fp32: Recall@{TOP_K} {recall:.1%} (goal >= {GOAL_RECALL_VS_FP32:.0%}), "
+        f"size {size:.0%} (goal <= {GOAL_SIZE_VS_FP32:.0%}), "
+        f"req/s {speed:.2f}x (goal >= {GOAL_THROUGHPUT_VS_FP32}x)"
+    )
+
+
+def _versus(value: float, fp32_value: float | None, style: str) -> str:
+    return style.format(value / fp32_value) if fp32_value else "-"
