@@ -12,6 +12,7 @@ since a local replica stands for one GPU replica of its pool.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,20 @@ from spillover.bench.serving import (
     Setup,
     measure_interleaved,
 )
+from spillover.controller import triton_metrics
+from spillover.controller.scraping import fetch_metrics
 from spillover.drivers.processes import group_members
+from spillover.drivers.tritonserver import ReplicaPorts
 from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.model.build import built_metrics, onnx_path
-from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, OUTPUT_ITEM_IDS, TOP_K
+from spillover.model.contract import (
+    INPUT_HISTORY,
+    INPUT_USER_ID,
+    MAX_BATCH_SIZE,
+    OUTPUT_ITEM_IDS,
+    TOP_K,
+)
 from spillover.model.precision import Precision
 from spillover.serving.client import RecommenderClient
 from spillover.serving.workload import Request, sample_requests
@@ -39,6 +49,9 @@ from spillover.tables import format_table
 
 STACK_PORT_SPAN = 20
 """Ports one benchmark stack takes: gateway, then one private and one burst slot."""
+
+ONNX_WARMUP_CALLS, ONNX_TIMED_CALLS = 10, 100
+"""Calls of the in-process model timing: enough for a stable median in ~2 s at 100k items."""
 
 GOAL_RECALL_VS_FP32 = 0.99
 GOAL_SIZE_VS_FP32 = 0.30
@@ -93,6 +106,12 @@ class PrecisionResult:
     replica_rss_bytes: int
     """Resident memory of the replica after its load: tritonserver and its backend
     stubs (shared libraries count once per process, as RSS does)."""
+    busy_capacity_rps: float | None
+    """Requests per second the replica would serve fully busy, from Triton's busy time
+    over the benchmark: what the controller learns for a pool of these replicas."""
+    onnx_batch_ms: float
+    """ONNX Runtime alone on a batch of MAX_BATCH_SIZE requests, in the benchmark's
+    process, with the replica's threads per call: the model's own speed."""
 
     def usd_per_1000(self, usd_per_replica_hour: float) -> float:
         """The replica's hourly price over the recommendations it serves in an hour."""
@@ -100,41 +119,105 @@ class PrecisionResult:
         return usd_per_replica_hour / per_hour * 1000.0 if per_hour else float("nan")
 
 
+@dataclass(frozen=True)
+class _Replica:
+    """One precision's running replica, as the benchmark reaches it."""
+
+    model: BuiltModel
+    stack: LocalStack
+    ports: ReplicaPorts
+
+
 def run_precision_bench(config: PrecisionBenchConfig) -> list[PrecisionResult]:
     _check_one_model(config.models)
     requests = sample_requests(config.n_users, config.n_items, count=4096, seed=7)
-    stacks: list[LocalStack] = []
+    batch_ms = [_onnx_batch_ms(model, requests, config.model_threads) for model in config.models]
+    replicas: list[_Replica] = []
     try:
-        ports = []
         for index, model in enumerate(config.models):
-            stack = LocalStack(config.work_dir / f"stack-{model.precision}")
-            layout = _one_replica_layout(config.port_base + index * STACK_PORT_SPAN)
-            stack.up(
-                layout,
-                model.model_path,
-                model_instances=config.model_instances,
-                model_threads=config.model_threads,
-            )
-            stacks.append(stack)
-            ports.append(layout.slots[0].ports.http)
-        for model, port in zip(config.models, ports, strict=True):
-            _check_serves_its_file(model, port, requests[:8])
+            replicas.append(_start_replica(model, index, config))
+        for replica in replicas:
+            _check_serves_its_file(replica, requests[:8])
         setups: list[Setup] = [
-            (str(model.precision), port, triton_requests(HOST, port, requests), config.concurrency)
-            for model, port in zip(config.models, ports, strict=True)
-        ]
+            (str(r.model.precision), r.ports.http, triton_requests(HOST, r.ports.http, requests),
+             config.concurrency)
+            for r in replicas
+        ]  # fmt: skip
+        before = [_counters(replica) for replica in replicas]
+        started = time.monotonic()
         loads = measure_interleaved(setups, config)
+        seconds = time.monotonic() - started
         return [
-            PrecisionResult(model, load, _replica_rss_bytes(stack))
-            for model, load, stack in zip(config.models, loads, stacks, strict=True)
+            PrecisionResult(
+                replica.model,
+                load,
+                _replica_rss_bytes(replica.stack),
+                _busy_capacity(first, _counters(replica), seconds, config.model_instances),
+                model_ms,
+            )
+            for replica, load, first, model_ms in zip(
+                replicas, loads, before, batch_ms, strict=True
+            )
         ]
     finally:
-        for stack in stacks:
-            stack.down()
+        for replica in replicas:
+            replica.stack.down()
 
 
-def _one_replica_layout(port_base: int) -> LocalLayout:
-    return LocalLayout((LocalPool("private", 1, 1), LocalPool("burst", 0, 1)), port_base)
+def _start_replica(model: BuiltModel, index: int, config: PrecisionBenchConfig) -> _Replica:
+    """A stack of its own (gateway unused) with one private replica serving ``model``."""
+    stack = LocalStack(config.work_dir / f"stack-{model.precision}")
+    layout = LocalLayout(
+        (LocalPool("private", 1, 1), LocalPool("burst", 0, 1)),
+        config.port_base + index * STACK_PORT_SPAN,
+    )
+    stack.up(
+        layout,
+        model.model_path,
+        model_instances=config.model_instances,
+        model_threads=config.model_threads,
+    )
+    return _Replica(model, stack, layout.slots[0].ports)
+
+
+def _onnx_batch_ms(model: BuiltModel, requests: list[Request], threads: int) -> float:
+    """Median milliseconds of one ONNX Runtime call on a full batch of ``requests``."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(
+        str(model.model_path), options, providers=["CPUExecutionProvider"]
+    )
+    batch = requests[:MAX_BATCH_SIZE]
+    feed = {
+        INPUT_USER_ID: np.vstack([request.user_ids for request in batch]),
+        INPUT_HISTORY: np.vstack([request.histories for request in batch]),
+    }
+    for _ in range(ONNX_WARMUP_CALLS):
+        session.run([OUTPUT_ITEM_IDS], feed)
+    timings = []
+    for _ in range(ONNX_TIMED_CALLS):
+        started = time.perf_counter()
+        session.run([OUTPUT_ITEM_IDS], feed)
+        timings.append(time.perf_counter() - started)
+    return float(np.median(timings) * 1000.0)
+
+
+def _counters(replica: _Replica) -> triton_metrics.TritonCounters:
+    url = f"http://{HOST}:{replica.ports.metrics}/metrics"
+    return triton_metrics.parse_counters(fetch_metrics(url, timeout_s=5.0))
+
+
+def _busy_capacity(
+    before: triton_metrics.TritonCounters,
+    after: triton_metrics.TritonCounters,
+    seconds: float,
+    model_instances: int,
+) -> float | None:
+    """The service rate the controller would learn from these two scrapes."""
+    interval = triton_metrics.interval(before, after, seconds)
+    if interval is None:
+        return None
+    return triton_metrics.pool_traffic([interval], model_instances).service_rate_rps
 
 
 def _check_one_model(models: tuple[BuiltModel, ...]) -> None:
@@ -148,8 +231,9 @@ def _check_one_model(models: tuple[BuiltModel, ...]) -> None:
         )
 
 
-def _check_serves_its_file(model: BuiltModel, port: int, requests: list[Request]) -> None:
+def _check_serves_its_file(replica: _Replica, requests: list[Request]) -> None:
     """The replica must answer like its own ONNX file, or the row is another precision's."""
+    model, port = replica.model, replica.ports.http
     session = onnxruntime.InferenceSession(
         str(model.model_path), providers=["CPUExecutionProvider"]
     )
@@ -190,7 +274,8 @@ def report(results: list[PrecisionResult], usd_per_replica_hour: float) -> str:
     fp32 = by_precision.get(Precision.FP32)
     headers = [
         "precision", "model MB", "vs fp32", f"Recall@{TOP_K}", "vs fp32", "ok", "failed",
-        "req/s", "vs fp32", "p50 ms", "p99 ms", "replica RSS MB", "$ per 1k recs",
+        "req/s", "vs fp32", "p50 ms", "p99 ms", "busy-time rps", f"model ms/{MAX_BATCH_SIZE}",
+        "replica RSS MB", "$ per 1k recs",
     ]  # fmt: skip
     rows = [
         [
@@ -205,6 +290,8 @@ def report(results: list[PrecisionResult], usd_per_replica_hour: float) -> str:
             _versus(result.load.throughput, fp32.load.throughput if fp32 else None, "{:.2f}x"),
             f"{result.load.percentile_ms(50):.2f}",
             f"{result.load.percentile_ms(99):.2f}",
+            "-" if result.busy_capacity_rps is None else f"{result.busy_capacity_rps:.0f}",
+            f"{result.onnx_batch_ms:.2f}",
             f"{result.replica_rss_bytes / 1e6:.0f}",
             f"{result.usd_per_1000(usd_per_replica_hour):.6f}",
         ]
@@ -213,8 +300,25 @@ def report(results: list[PrecisionResult], usd_per_replica_hour: float) -> str:
     lines = [format_table(headers, rows)]
     int8 = by_precision.get(Precision.INT8)
     if int8 is not None and fp32 is not None:
-        lines += ["", _int8_goals(int8, fp32)]
+        lines += ["", _int8_goals(int8, fp32), *_model_speed_lines(int8, fp32)]
     return "\n".join(lines)
+
+
+def _model_speed_lines(int8: PrecisionResult, fp32: PrecisionResult) -> list[str]:
+    """How much faster the model itself got, beside how much faster the replica got."""
+    lines = [
+        f"the model alone (ONNX Runtime, batch of {MAX_BATCH_SIZE}): int8 "
+        f"{int8.onnx_batch_ms:.2f} ms vs fp32 {fp32.onnx_batch_ms:.2f} ms per call, "
+        f"{fp32.onnx_batch_ms / int8.onnx_batch_ms:.2f}x; the rest of a request's cost "
+        "(HTTP, the Python backend, the load generator on the same cores) stays as it was"
+    ]
+    if int8.busy_capacity_rps and fp32.busy_capacity_rps:
+        lines.append(
+            f"Triton busy time: int8 serves "
+            f"{int8.busy_capacity_rps / fp32.busy_capacity_rps:.2f}x fp32's requests per busy "
+            "second (the capacity the controller learns)"
+        )
+    return lines
 
 
 def _int8_goals(int8: PrecisionResult, fp32: PrecisionResult) -> str:

@@ -55,28 +55,46 @@ def test_bad_precision_lists_are_refused_naming_the_flag(
     assert f"argument --precision: {message}" in capsys.readouterr().err
 
 
-def _result(precision: Precision, megabytes: float, recall: float, count: int) -> PrecisionResult:
+def _result(
+    precision: Precision,
+    megabytes: float,
+    recall: float,
+    count: int,
+    busy_rps: float = 5000.0,
+    model_ms: float = 10.0,
+) -> PrecisionResult:
     """A made-up result: fp32's Recall 0.25, `count` requests served in 10 s."""
     model = BuiltModel(
         precision, Path(f"{precision}.onnx"), int(megabytes * 1e6), recall, 0.25, (0.25, 0.13)
     )
     load = LoadResult(str(precision), 32, elapsed_s=10.0, latencies_s=[0.01] * count)
-    return PrecisionResult(model, load, replica_rss_bytes=300_000_000)
+    return PrecisionResult(
+        model,
+        load,
+        replica_rss_bytes=300_000_000,
+        busy_capacity_rps=busy_rps,
+        onnx_batch_ms=model_ms,
+    )
 
 
 def test_report_prices_each_precision_and_states_int8_against_the_goals() -> None:
     results = [
         _result(Precision.FP32, 27.0, 0.25, 20_000),
-        _result(Precision.INT8, 7.5, 0.2495, 28_000),
+        _result(Precision.INT8, 7.5, 0.2495, 28_000, busy_rps=8500.0, model_ms=6.25),
     ]
     # 2,000 vs 2,800 req/s at $3.60 per replica-hour: $0.0005 and $0.000357 per 1,000.
     assert results[0].usd_per_1000(3.6) == pytest.approx(0.0005)
     text = report(results, usd_per_replica_hour=3.6)
     assert "0.000500" in text and "0.000357" in text and "1.40x" in text and "28%" in text
-    assert text.splitlines()[-1] == (
+    goals, model_alone, busy = text.splitlines()[-3:]
+    assert goals == (
         "int8 vs fp32: Recall@20 99.8% (goal >= 99%), size 28% (goal <= 30%), "
         "req/s 1.40x (goal >= 1.5x)"
     )
+    assert model_alone.startswith(
+        "the model alone (ONNX Runtime, batch of 64): int8 6.25 ms vs fp32 10.00 ms per call, 1.60x"
+    )
+    assert busy.startswith("Triton busy time: int8 serves 1.70x fp32's requests per busy second")
 
 
 def test_builds_of_different_training_runs_are_refused_before_anything_starts(
@@ -117,8 +135,10 @@ def test_short_precision_bench_serves_every_precision(
     for result in results:
         assert result.load.failures == [] and result.load.ok > 10, result.model.precision
         assert result.replica_rss_bytes > 50_000_000, "tritonserver and its stub, resident"
+        assert result.busy_capacity_rps and result.busy_capacity_rps > result.load.throughput
     sizes = {result.model.precision: result.model.onnx_bytes for result in results}
     assert sizes[Precision.INT8] < sizes[Precision.FP16] < sizes[Precision.FP32]
     text = report(results, config.usd_per_replica_hour)
-    assert text.splitlines()[-1].startswith("int8 vs fp32: Recall@20 ")
+    assert "int8 vs fp32: Recall@20 " in text and "Triton busy time: int8 serves" in text
+    assert all(result.onnx_batch_ms > 0 for result in results)
     assert processes_with_marker(str(tmp_path)) == []  # every replica and gateway stopped
