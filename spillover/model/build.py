@@ -112,20 +112,24 @@ def build_model(
 
 
 def ensure_model(
-    repo_dir: Path, items: int | None = None, precision: Precision = Precision.FP32
+    repo_dir: Path, items: int | None = None, precision: Precision | None = None
 ) -> Path:
     """The ONNX file in ``repo_dir``, built with the default settings unless complete.
 
-    metrics.json is written last, so a build interrupted half-way is built again, and
-    so is one at another precision or from before precisions. ``items`` overrides the
-    default catalog size of a build this call makes.
+    metrics.json is written last, so a build interrupted half-way is built again.
+    ``precision`` None takes whatever precision was built (fp32 when building); a
+    precision asked for rebuilds a build at another one, or from before precisions
+    (it has no comparison with fp32). ``items`` overrides the default catalog size
+    of a build this call makes.
     """
     path = onnx_path(repo_dir)
-    built = path.parent / METRICS_FILE
-    if not built.exists() or built_precision(repo_dir) is not precision:
-        synth = SynthConfig() if items is None else SynthConfig(n_items=items)
-        logger.info("no %s model at %s; building it with %d items", precision, path, synth.n_items)
-        logger.info("%s", format_summary(build_model(repo_dir, synth, TrainConfig(), precision)))
+    complete = (path.parent / METRICS_FILE).exists()
+    if complete and (precision is None or built_precision(repo_dir) is precision):
+        return path
+    to_build = Precision.FP32 if precision is None else precision
+    synth = SynthConfig() if items is None else SynthConfig(n_items=items)
+    logger.info("no %s model at %s; building it with %d items", to_build, path, synth.n_items)
+    logger.info("%s", format_summary(build_model(repo_dir, synth, TrainConfig(), to_build)))
     return path
 
 

@@ -150,6 +150,8 @@ def test_ensure_model_builds_with_defaults_when_missing(tmp_path: Path, monkeypa
     ensure_model(tmp_path, precision=Precision.INT8)
     assert calls[1][3] is Precision.INT8, "a build at another precision is not reused"
     assert build.built_precision(tmp_path) is Precision.INT8
+    ensure_model(tmp_path)
+    assert len(calls) == 2, "without a precision asked for, the int8 build serves as it is"
 
 
 def test_ensure_model_rebuilds_a_half_written_build(tmp_path: Path, monkeypatch) -> None:
