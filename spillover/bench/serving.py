@@ -128,11 +128,18 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
 
 
 def measure_interleaved(setups: list[Setup], config: ReplicaBenchSettings) -> list[LoadResult]:
-    """Every setup once per round, rounds one after another; one result per setup."""
-    rounds = [
-        [asyncio.run(_measure(*setup, config)) for setup in setups] for _ in range(config.rounds)
-    ]
-    return [combine(list(runs)) for runs in zip(*rounds, strict=True)]
+    """Every setup once per round, rounds one after another; one result per setup.
+
+    Each round starts one setup further along, so no setup always runs right after
+    the same neighbour or at the same point of a round: a machine whose load
+    comes and goes (others' jobs) weighs on every setup alike over the rounds.
+    """
+    runs: list[list[LoadResult]] = [[] for _ in setups]
+    for round_index in range(config.rounds):
+        for offset in range(len(setups)):
+            index = (round_index + offset) % len(setups)
+            runs[index].append(asyncio.run(_measure(*setups[index], config)))
+    return [combine(setup_runs) for setup_runs in runs]
 
 
 async def _measure(
