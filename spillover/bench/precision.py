@@ -50,8 +50,8 @@ from spillover.tables import format_table
 STACK_PORT_SPAN = 20
 """Ports one benchmark stack takes: gateway, then one private and one burst slot."""
 
-ONNX_WARMUP_CALLS, ONNX_TIMED_CALLS = 10, 100
-"""Calls of the in-process model timing: enough for a stable median in ~2 s at 100k items."""
+ONNX_WARMUP_CALLS, ONNX_TIMED_CALLS = 10, 200
+"""Calls per model of the in-process timing: ~2 s per model at 100k items."""
 
 GOAL_RECALL_VS_FP32 = 0.99
 GOAL_SIZE_VS_FP32 = 0.30
@@ -131,7 +131,7 @@ class _Replica:
 def run_precision_bench(config: PrecisionBenchConfig) -> list[PrecisionResult]:
     _check_one_model(config.models)
     requests = sample_requests(config.n_users, config.n_items, count=4096, seed=7)
-    batch_ms = [_onnx_batch_ms(model, requests, config.model_threads) for model in config.models]
+    batch_ms = _onnx_batch_ms(config.models, requests, config.model_threads)
     replicas: list[_Replica] = []
     try:
         for index, model in enumerate(config.models):
@@ -180,26 +180,34 @@ def _start_replica(model: BuiltModel, index: int, config: PrecisionBenchConfig) 
     return _Replica(model, stack, layout.slots[0].ports)
 
 
-def _onnx_batch_ms(model: BuiltModel, requests: list[Request], threads: int) -> float:
-    """Median milliseconds of one ONNX Runtime call on a full batch of ``requests``."""
+def _onnx_batch_ms(
+    models: tuple[BuiltModel, ...], requests: list[Request], threads: int
+) -> list[float]:
+    """Median milliseconds of one ONNX Runtime call on a full batch, per model.
+
+    The models take turns call by call, so a busy moment on the machine lands on all.
+    """
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(
-        str(model.model_path), options, providers=["CPUExecutionProvider"]
-    )
+    sessions = [
+        onnxruntime.InferenceSession(
+            str(model.model_path), options, providers=["CPUExecutionProvider"]
+        )
+        for model in models
+    ]
     batch = requests[:MAX_BATCH_SIZE]
     feed = {
         INPUT_USER_ID: np.vstack([request.user_ids for request in batch]),
         INPUT_HISTORY: np.vstack([request.histories for request in batch]),
     }
-    for _ in range(ONNX_WARMUP_CALLS):
-        session.run([OUTPUT_ITEM_IDS], feed)
-    timings = []
-    for _ in range(ONNX_TIMED_CALLS):
-        started = time.perf_counter()
-        session.run([OUTPUT_ITEM_IDS], feed)
-        timings.append(time.perf_counter() - started)
-    return float(np.median(timings) * 1000.0)
+    timings: list[list[float]] = [[] for _ in sessions]
+    for call in range(ONNX_WARMUP_CALLS + ONNX_TIMED_CALLS):
+        for session, times in zip(sessions, timings, strict=True):
+            started = time.perf_counter()
+            session.run([OUTPUT_ITEM_IDS], feed)
+            if call >= ONNX_WARMUP_CALLS:
+                times.append(time.perf_counter() - started)
+    return [float(np.median(times) * 1000.0) for times in timings]
 
 
 def _counters(replica: _Replica) -> triton_metrics.TritonCounters:
