@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from spillover.bench import precision as precision_bench
 from spillover.bench.serving import BenchError, ServingBenchConfig, report, run_serving_bench
@@ -99,15 +100,7 @@ def _serving(args: argparse.Namespace) -> int:
     n_users, n_items = model_sizes(repo)
     config = ServingBenchConfig(
         model_path=model,
-        n_users=n_users,
-        n_items=n_items,
-        work_dir=args.work_dir,
-        concurrency=args.concurrency,
-        duration_s=args.seconds,
-        port_base=args.port_base,
-        rounds=args.rounds,
-        model_instances=args.model_instances,
-        model_threads=args.model_threads,
+        **_replica_settings(args, n_users, n_items),
     )
     print(
         f"serving benchmark: {n_items} items, concurrency {args.concurrency}, "
@@ -131,15 +124,7 @@ def _serving_precisions(args: argparse.Namespace) -> int:
     config = precision_bench.PrecisionBenchConfig(
         models=tuple(precision_bench.BuiltModel.from_repo(repo) for repo in repos),
         usd_per_replica_hour=pool.price.hourly_usd,
-        n_users=n_users,
-        n_items=n_items,
-        work_dir=args.work_dir,
-        concurrency=args.concurrency,
-        duration_s=args.seconds,
-        port_base=args.port_base,
-        rounds=args.rounds,
-        model_instances=args.model_instances,
-        model_threads=args.model_threads,
+        **_replica_settings(args, n_users, n_items),
     )
     print(
         f"precision benchmark: {n_items} items, concurrency {args.concurrency} straight to one "
@@ -151,6 +136,21 @@ def _serving_precisions(args: argparse.Namespace) -> int:
     results = precision_bench.run_precision_bench(config)
     print(precision_bench.report(results, config.usd_per_replica_hour))
     return 0
+
+
+def _replica_settings(args: argparse.Namespace, n_users: int, n_items: int) -> dict[str, Any]:
+    """What both serving benchmarks take from the command line (ReplicaBenchSettings)."""
+    return {
+        "n_users": n_users,
+        "n_items": n_items,
+        "work_dir": args.work_dir,
+        "concurrency": args.concurrency,
+        "duration_s": args.seconds,
+        "port_base": args.port_base,
+        "rounds": args.rounds,
+        "model_instances": args.model_instances,
+        "model_threads": args.model_threads,
+    }
 
 
 def _precision_repo(work_dir: Path, items: int, precision: Precision) -> Path:
