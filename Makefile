@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup system-deps bench-serving model clean
+.PHONY: demo test setup system-deps bench-serving bench-precision model clean
 
 demo: setup
 	$(BIN)/spillover demo
@@ -32,6 +32,9 @@ model: setup
 
 bench-serving: setup
 	$(BIN)/spillover bench serving
+
+bench-precision: setup
+	$(BIN)/spillover bench serving --precision fp32,int8,fp16
 
 clean:
 	-$(BIN)/spillover local down

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import onnxruntime
@@ -16,6 +16,7 @@ from spillover.local.stack import LocalStack
 from spillover.model.build import build_model, onnx_path
 from spillover.model.evaluate import HoldoutSplit, split_last_clicks
 from spillover.model.onnx_export import export
+from spillover.model.precision import Precision, convert
 from spillover.model.synth import InteractionLog, SynthConfig, generate
 from spillover.model.train import TrainConfig, TrainResult, train
 from tests.support import processes_with_marker, small_layout
@@ -81,6 +82,25 @@ def onnx_session(onnx_file: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
 
 
+@pytest.fixture(scope="session")
+def precision_files(onnx_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The small model's graph at every precision, keyed by precision name."""
+    directory = tmp_path_factory.mktemp("precisions")
+    files = {}
+    for precision in Precision:
+        files[precision.value] = directory / f"{precision}.onnx"
+        convert(onnx_file, precision, files[precision.value])
+    return files
+
+
+@pytest.fixture(scope="session")
+def precision_sessions(precision_files: dict[str, Path]) -> dict[str, onnxruntime.InferenceSession]:
+    return {
+        name: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for name, path in precision_files.items()
+    }
+
+
 SERVING_SYNTH = SynthConfig(n_users=400, n_items=1500, n_categories=8)
 """The model the end-to-end tests serve: a full build (ONNX, catalog, metrics) in seconds."""
 
@@ -107,3 +127,20 @@ def running_stack(tmp_path: Path, model_file: Path) -> Iterator[LocalStack]:
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def model_repo_at(
+    model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Precision], Path]:
+    """The serving tests' model built at a precision (same seed: same weights), once each."""
+    built = {Precision.FP32: model_repo}
+
+    def at(precision: Precision) -> Path:
+        if precision not in built:
+            repo = tmp_path_factory.mktemp(f"model_repo_{precision}")
+            build_model(repo, SERVING_SYNTH, TrainConfig(epochs=2), precision)
+            built[precision] = repo
+        return built[precision]
+
+    return at

@@ -6,9 +6,14 @@ import argparse
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
-from spillover.bench.serving import ServingBenchConfig, report, run_serving_bench
+from spillover.bench import precision as precision_bench
+from spillover.bench.serving import BenchError, ServingBenchConfig, report, run_serving_bench
+from spillover.config import load_config
+from spillover.config_cli import LOCAL_DEFAULT
 from spillover.model.build import ensure_model, model_sizes
+from spillover.model.precision import Precision
 
 BENCH_DIR = Path(".spillover/bench")
 BENCH_ITEMS = 100_000
@@ -38,6 +43,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     serving.add_argument("--port-base", type=int, default=defaults["port_base"])
     serving.add_argument("--work-dir", type=Path, default=BENCH_DIR)
+    serving.add_argument(
+        "--precision",
+        type=_precisions,
+        help="instead: serve the model at these precisions side by side, e.g. fp32,int8,fp16 "
+        "(req/s, latency, size, memory, Recall@20, cost per 1,000)",
+    )
+    serving.add_argument(
+        "--config",
+        type=Path,
+        default=LOCAL_DEFAULT,
+        help="with --precision: spillover.yaml whose private pool's price sets the cost column",
+    )
     serving.set_defaults(func=_serving)
 
     controller = kinds.add_parser(
@@ -61,21 +78,29 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
+def _precisions(text: str) -> tuple[Precision, ...]:
+    """argparse type: comma-separated precision names, each once."""
+    names = [name.strip() for name in text.split(",")]
+    known = [precision.value for precision in Precision]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown precision {', '.join(map(repr, unknown))}; choose from {', '.join(known)}"
+        )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"each precision once, got {text!r}")
+    return tuple(Precision(name) for name in names)
+
+
 def _serving(args: argparse.Namespace) -> int:
+    if args.precision:
+        return _serving_precisions(args)
     repo = args.work_dir / f"model_repo_{args.items}"
     model = ensure_model(repo, items=args.items)
     n_users, n_items = model_sizes(repo)
     config = ServingBenchConfig(
         model_path=model,
-        n_users=n_users,
-        n_items=n_items,
-        work_dir=args.work_dir,
-        concurrency=args.concurrency,
-        duration_s=args.seconds,
-        port_base=args.port_base,
-        rounds=args.rounds,
-        model_instances=args.model_instances,
-        model_threads=args.model_threads,
+        **_replica_settings(args, n_users, n_items),
     )
     print(
         f"serving benchmark: {n_items} items, concurrency {args.concurrency}, "
@@ -85,6 +110,53 @@ def _serving(args: argparse.Namespace) -> int:
     )
     print(report(run_serving_bench(config)))
     return 0
+
+
+def _serving_precisions(args: argparse.Namespace) -> int:
+    private = [pool for pool in load_config(args.config).pools if pool.role == "private"]
+    if not private:
+        raise BenchError(f"{args.config} has no private pool to price a replica with")
+    pool = private[0]
+    repos = [_precision_repo(args.work_dir, args.items, precision) for precision in args.precision]
+    for repo, precision in zip(repos, args.precision, strict=True):
+        ensure_model(repo, items=args.items, precision=precision)
+    n_users, n_items = model_sizes(repos[0])
+    config = precision_bench.PrecisionBenchConfig(
+        models=tuple(precision_bench.BuiltModel.from_repo(repo) for repo in repos),
+        usd_per_replica_hour=pool.price.hourly_usd,
+        **_replica_settings(args, n_users, n_items),
+    )
+    print(
+        f"precision benchmark: {n_items} items, concurrency {args.concurrency} straight to one "
+        f"replica per precision, {args.rounds} interleaved rounds of {args.seconds:.0f} s each, "
+        f"{args.model_instances} Triton model instance(s), {args.model_threads} ONNX Runtime "
+        f"thread(s) per model call; cost at {pool.name}'s ${pool.price.hourly_usd:.3f} per "
+        "replica-hour; same machine, same client, same requests\n"
+    )
+    results = precision_bench.run_precision_bench(config)
+    print(precision_bench.report(results, config.usd_per_replica_hour))
+    return 0
+
+
+def _replica_settings(args: argparse.Namespace, n_users: int, n_items: int) -> dict[str, Any]:
+    """What both serving benchmarks take from the command line (ReplicaBenchSettings)."""
+    return {
+        "n_users": n_users,
+        "n_items": n_items,
+        "work_dir": args.work_dir,
+        "concurrency": args.concurrency,
+        "duration_s": args.seconds,
+        "port_base": args.port_base,
+        "rounds": args.rounds,
+        "model_instances": args.model_instances,
+        "model_threads": args.model_threads,
+    }
+
+
+def _precision_repo(work_dir: Path, items: int, precision: Precision) -> Path:
+    """fp32 shares the serving benchmark's build; the others sit beside it."""
+    suffix = "" if precision is Precision.FP32 else f"_{precision}"
+    return work_dir / f"model_repo_{items}{suffix}"
 
 
 def _controller(args: argparse.Namespace) -> int:

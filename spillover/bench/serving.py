@@ -43,18 +43,20 @@ GATEWAY, FLASK, DIRECT = "triton via gateway", "flask per-request", "triton dire
 GATEWAY_ONE, DIRECT_ONE = "triton via gateway, 1 in flight", "triton direct, 1 in flight"
 
 
-@dataclass(frozen=True)
-class ServingBenchConfig:
-    """How the serving benchmark runs."""
+Setup = tuple[str, int, list[bytes], int]
+"""One thing to load: (label, port, pre-built requests, requests in flight)."""
 
-    model_path: Path
-    """The ONNX file every setup serves (the 100k-item catalog by default)."""
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicaBenchSettings:
+    """How a benchmark that loads local Triton replicas runs; shared by the benchmarks."""
+
     n_users: int
     """Users in the model, for sampling request user ids."""
     n_items: int
     """Items in the catalog, for sampling histories."""
     work_dir: Path
-    """Run directory for the stack, the baseline's log, and nothing else."""
+    """Run directory for the stacks, the baseline's log, and nothing else."""
     concurrency: int = 32
     """Requests in flight for every setup."""
     duration_s: float = 10.0
@@ -64,7 +66,7 @@ class ServingBenchConfig:
     warmup_s: float = 3.0
     """Load before measuring, so every setup is measured warm."""
     port_base: int = 9100
-    """Gateway port of the benchmark's own stack; the baseline and replicas follow."""
+    """Gateway port of the benchmark's first stack; everything else follows."""
     rounds: int = 2
     """Each setup runs this many times, interleaved, so drift over the run hits all alike."""
     model_instances: int = 2
@@ -72,6 +74,14 @@ class ServingBenchConfig:
     request threads run requests on both cores."""
     model_threads: int = 1
     """ONNX Runtime threads per model call, the same for Triton and the Flask baseline."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingBenchConfig(ReplicaBenchSettings):
+    """How the serving benchmark runs."""
+
+    model_path: Path
+    """The ONNX file every setup serves (the 100k-item catalog by default)."""
 
 
 def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
@@ -103,7 +113,7 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
         via_gateway = triton_requests(HOST, gateway, requests)
         to_replica = triton_requests(HOST, direct, requests)
         busy = config.concurrency
-        setups = [
+        setups: list[Setup] = [
             (GATEWAY, gateway, via_gateway, busy),
             (FLASK, flask_port, flask_requests(HOST, flask_port, requests), busy),
             (DIRECT, direct, to_replica, busy),
@@ -111,18 +121,29 @@ def run_serving_bench(config: ServingBenchConfig) -> list[LoadResult]:
             (GATEWAY_ONE, gateway, via_gateway, 1),
             (DIRECT_ONE, direct, to_replica, 1),
         ]
-        rounds = [
-            [asyncio.run(_measure(*setup, config)) for setup in setups]
-            for _ in range(config.rounds)
-        ]
-        return [combine(list(runs)) for runs in zip(*rounds, strict=True)]
+        return measure_interleaved(setups, config)
     finally:
         stop_group(flask.pid)
         stack.down()
 
 
+def measure_interleaved(setups: list[Setup], config: ReplicaBenchSettings) -> list[LoadResult]:
+    """Every setup once per round, rounds one after another; one result per setup.
+
+    Each round starts one setup further along, so no setup always runs right after
+    the same neighbour or at the same point of a round: a machine whose load
+    comes and goes (others' jobs) weighs on every setup alike over the rounds.
+    """
+    runs: list[list[LoadResult]] = [[] for _ in setups]
+    for round_index in range(config.rounds):
+        for offset in range(len(setups)):
+            index = (round_index + offset) % len(setups)
+            runs[index].append(asyncio.run(_measure(*setups[index], config)))
+    return [combine(setup_runs) for setup_runs in runs]
+
+
 async def _measure(
-    label: str, port: int, built: list[bytes], concurrency: int, config: ServingBenchConfig
+    label: str, port: int, built: list[bytes], concurrency: int, config: ReplicaBenchSettings
 ) -> LoadResult:
     send, pool = await pooled_sender(HOST, port, built, concurrency)
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spillover.model.build import DEFAULT_REPO, build_model, format_summary
 from spillover.model.contract import TOP_K
+from spillover.model.precision import Precision
 from spillover.model.synth import SynthConfig
 from spillover.model.train import TrainConfig
 
@@ -52,6 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--dim", type=_at_least(1), default=train_defaults.dim, help="embedding width"
     )
+    build.add_argument(
+        "--precision",
+        choices=[precision.value for precision in Precision],
+        default=Precision.FP32.value,
+        help="weights and arithmetic of the served graph (fp16/int8 are converted from fp32)",
+    )
+    build.add_argument(
+        "--tensorrt",
+        action="store_true",
+        help="with --precision fp16: config.pbtxt hands the graph to TensorRT at FP16 on GPUs "
+        "(untested: no GPU here)",
+    )
     build.set_defaults(func=lambda args: run_build(args, build))
 
 
@@ -61,12 +74,18 @@ def run_build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(
             f"argument --categories: must be at most --items ({args.items}), got {args.categories}"
         )
+    precision = Precision(args.precision)
+    if args.tensorrt and precision is not Precision.FP16:
+        parser.error(
+            f"argument --tensorrt: TensorRT's FP16 mode goes with --precision fp16, "
+            f"got --precision {args.precision}"
+        )
     synth = SynthConfig(
         n_users=args.users, n_items=args.items, n_categories=args.categories, seed=args.seed
     )
     train = TrainConfig(dim=args.dim, epochs=args.epochs, seed=args.seed)
-    print(f"building {args.repo / 'recommender'} ...", flush=True)
-    metrics = build_model(args.repo, synth, train)
+    print(f"building {args.repo / 'recommender'} at {precision} ...", flush=True)
+    metrics = build_model(args.repo, synth, train, precision, tensorrt_fp16=args.tensorrt)
     print(format_summary(metrics))
     return 0
 

@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from spillover.bench import serving
+from spillover.bench.load import LoadResult
 from spillover.bench.serving import (
     DIRECT,
     DIRECT_ONE,
     FLASK,
     GATEWAY,
     GATEWAY_ONE,
+    ReplicaBenchSettings,
     ServingBenchConfig,
+    measure_interleaved,
     report,
     run_serving_bench,
 )
 from tests.support import free_port_base, processes_with_marker
+
+
+def test_each_round_starts_one_setup_further_along(monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+
+    async def measure(label: str, port: int, built: list[bytes], concurrency: int, config):
+        order.append(label)
+        return LoadResult(label, concurrency, elapsed_s=1.0, latencies_s=[0.001] * port)
+
+    monkeypatch.setattr(serving, "_measure", measure)
+    setups = [("a", 1, [], 4), ("b", 2, [], 4), ("c", 3, [], 4)]
+    settings = ReplicaBenchSettings(n_users=1, n_items=1, work_dir=Path("."), rounds=3)
+    results = measure_interleaved(setups, settings)
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert [(r.label, r.ok, r.elapsed_s) for r in results] == [
+        ("a", 3, 3.0), ("b", 6, 3.0), ("c", 9, 3.0)
+    ]  # fmt: skip
 
 
 def test_short_serving_bench_compares_agreeing_setups(tmp_path, model_file):

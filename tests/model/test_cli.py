@@ -15,6 +15,7 @@ from spillover.model import build
 from spillover.model.build import ensure_model
 from spillover.model.cli import register
 from spillover.model.contract import INPUT_HISTORY, INPUT_USER_ID, PAD_ITEM, TOP_K
+from spillover.model.precision import Precision
 from spillover.model.synth import SynthConfig
 from spillover.model.train import TrainConfig
 from spillover.model.triton_config import render_cluster_config
@@ -44,6 +45,10 @@ def _run(argv: list[str]) -> int:
         pytest.param(["--seed", "-1"], "--seed", id="negative-seed"),
         pytest.param(["--items", "30", "--categories", "40"], "--categories",
                      id="more-categories-than-items"),
+        pytest.param(["--precision", "int4"], "--precision", id="unknown-precision"),
+        pytest.param(["--tensorrt"], "--tensorrt", id="tensorrt-without-fp16"),
+        pytest.param(["--precision", "int8", "--tensorrt"], "--tensorrt",
+                     id="tensorrt-with-int8"),
     ],
 )  # fmt: skip
 def test_bad_values_give_a_usage_error_naming_the_flag(
@@ -81,7 +86,36 @@ def test_build_writes_a_servable_repository_and_prints_the_metrics(
 
     summary = capsys.readouterr().out
     assert f"Recall@{TOP_K}" in summary and "popularity baseline" in summary
-    assert "x" in summary.splitlines()[-1]
+    assert f"model / popularity Recall@{TOP_K}: " in summary and "precision fp32: " in summary
+
+
+def test_int8_build_records_its_size_and_quality_beside_fp32(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        _run(["model", "build", "--repo", str(tmp_path), *SMALL_BUILD, "--precision", "int8"]) == 0
+    )
+
+    model_file = build.onnx_path(tmp_path)
+    precision = json.loads((model_file.parent / "metrics.json").read_text())["precision"]
+    assert precision["name"] == "int8" and build.built_precision(tmp_path) is Precision.INT8
+    assert precision["onnx_bytes"] == model_file.stat().st_size
+    # 30% is the goal at 100k items; at 120 the scales and constants weigh more.
+    assert precision["onnx_bytes"] < 0.4 * precision["fp32_onnx_bytes"]
+    assert precision["recall_vs_fp32"] == pytest.approx(
+        precision["served"]["recall"] / precision["fp32"]["recall"], rel=1e-3
+    )
+    assert set(precision["top_k_agreement_with_fp32"]) == {"same_order", "same_first", "same_items"}
+    assert (tmp_path / "recommender" / "config.pbtxt").read_text() == render_cluster_config()
+    summary = capsys.readouterr().out
+    assert "precision int8:" in summary and "of fp32's" in summary
+
+
+def test_fp16_build_with_tensorrt_writes_the_accelerator(tmp_path: Path) -> None:
+    flags = [*SMALL_BUILD, "--precision", "fp16", "--tensorrt"]
+    assert _run(["model", "build", "--repo", str(tmp_path), *flags]) == 0
+    config = (tmp_path / "recommender" / "config.pbtxt").read_text()
+    assert config == render_cluster_config(tensorrt_fp16=True)
 
 
 def test_same_seed_builds_the_same_model(tmp_path: Path) -> None:
@@ -101,16 +135,23 @@ def test_ensure_model_builds_with_defaults_when_missing(tmp_path: Path, monkeypa
     calls = []
     real_build = build.build_model
 
-    def shrunk_build(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict:
+    def shrunk_build(
+        repo_dir: Path, synth: SynthConfig, train: TrainConfig, precision: Precision
+    ) -> dict:
         # Record the defaults asked for, then build something seconds-sized instead.
-        calls.append((repo_dir, synth, train))
+        calls.append((repo_dir, synth, train, precision))
         tiny = replace(synth, n_users=300, n_items=120, n_categories=6)
-        return real_build(repo_dir, tiny, replace(train, epochs=1))
+        return real_build(repo_dir, tiny, replace(train, epochs=1), precision)
 
     monkeypatch.setattr(build, "build_model", shrunk_build)
     path = ensure_model(tmp_path)
     assert path == tmp_path / "recommender" / "1" / "model.onnx" and path.exists()
-    assert calls == [(tmp_path, SynthConfig(), TrainConfig())]
+    assert calls == [(tmp_path, SynthConfig(), TrainConfig(), Precision.FP32)]
+    ensure_model(tmp_path, precision=Precision.INT8)
+    assert calls[1][3] is Precision.INT8, "a build at another precision is not reused"
+    assert build.built_precision(tmp_path) is Precision.INT8
+    ensure_model(tmp_path)
+    assert len(calls) == 2, "without a precision asked for, the int8 build serves as it is"
 
 
 def test_ensure_model_rebuilds_a_half_written_build(tmp_path: Path, monkeypatch) -> None:
@@ -119,10 +160,12 @@ def test_ensure_model_rebuilds_a_half_written_build(tmp_path: Path, monkeypatch)
     rebuilt = []
     real_build = build.build_model
 
-    def small_build(repo_dir: Path, synth: SynthConfig, train: TrainConfig) -> dict:
+    def small_build(
+        repo_dir: Path, synth: SynthConfig, train: TrainConfig, precision: Precision
+    ) -> dict:
         rebuilt.append(repo_dir)
         tiny = replace(synth, n_users=300, n_items=120, n_categories=6)
-        return real_build(repo_dir, tiny, replace(train, epochs=1))
+        return real_build(repo_dir, tiny, replace(train, epochs=1), precision)
 
     monkeypatch.setattr(build, "build_model", small_build)
     ensure_model(tmp_path)

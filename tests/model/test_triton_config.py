@@ -16,7 +16,9 @@ from spillover.model.contract import (
     OUTPUT_SCORES,
     TOP_K,
 )
+from spillover.model.precision import Precision
 from spillover.model.triton_config import (
+    TENSORRT_WORKSPACE_BYTES,
     ModelConfig,
     model_config_pb2,
     parse_config,
@@ -50,6 +52,33 @@ def test_cluster_config_runs_onnx_on_gpu_with_dynamic_batching(onnx_file: Path) 
         OUTPUT_SCORES: [TOP_K],
     }
     validate_against_onnx(config, onnx_file)
+
+
+def test_cluster_config_asks_for_no_accelerator_unless_told() -> None:
+    assert not parse_config(render_cluster_config()).HasField("optimization")
+
+
+def test_tensorrt_fp16_config_parses_with_tritons_schema(precision_files: dict[str, Path]) -> None:
+    """Untested on a GPU (none here): this proves the fields are Triton's, not that
+    TensorRT builds an engine for the graph."""
+    config = parse_config(render_cluster_config(tensorrt_fp16=True))
+    accelerators = config.optimization.execution_accelerators
+    assert list(accelerators.cpu_execution_accelerator) == []
+    [tensorrt] = accelerators.gpu_execution_accelerator
+    assert tensorrt.name == "tensorrt"
+    assert dict(tensorrt.parameters) == {
+        "precision_mode": "FP16",
+        "max_workspace_size_bytes": str(TENSORRT_WORKSPACE_BYTES),
+    }
+    assert _dims(config) == _dims(parse_config(render_cluster_config()))
+    validate_against_onnx(config, precision_files[Precision.FP16.value])
+
+
+@pytest.mark.parametrize("precision", [precision.value for precision in Precision])
+def test_one_cluster_config_serves_every_precision(
+    precision: str, precision_files: dict[str, Path]
+) -> None:
+    validate_against_onnx(parse_config(render_cluster_config()), precision_files[precision])
 
 
 def test_cluster_config_says_it_is_generated() -> None:
