@@ -30,9 +30,9 @@ from spillover.bench.serving import (
 )
 from spillover.controller import triton_metrics
 from spillover.controller.scraping import fetch_metrics
+from spillover.drivers.local.layout import LocalLayout, LocalPool
 from spillover.drivers.processes import group_members
 from spillover.drivers.tritonserver import ReplicaPorts
-from spillover.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.model.build import built_metrics, onnx_path
 from spillover.model.contract import (

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from spillover.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA
+from spillover.drivers.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA
 
 from spillover.bench.cli import register
 from spillover.bench.load import LoadResult
