@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from spillover.drivers.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA
 
 from spillover.bench.cli import register
 from spillover.bench.load import LoadResult
@@ -21,6 +20,7 @@ from spillover.bench.precision import (
     run_precision_bench,
 )
 from spillover.bench.serving import BenchError
+from spillover.drivers.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA
 from spillover.model.build import model_sizes
 from spillover.model.precision import Precision
 from tests.support import free_port_base, processes_with_marker
