@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import socket
 from pathlib import Path
+from types import ModuleType
 
 from spillover.local.layout import FIRST_REPLICA_OFFSET, PORTS_PER_REPLICA, LocalLayout, LocalPool
 
 MAX_REPLICAS = 2
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(filename: str) -> ModuleType:
+    """A module from scripts/ (their names have dashes, so they cannot be imported)."""
+    spec = importlib.util.spec_from_file_location(
+        filename.removesuffix(".py").replace("-", "_"), SCRIPTS_DIR / filename
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _ports_free(first: int, count: int) -> bool:
