@@ -170,3 +170,25 @@ def test_config_check_command_reports_bad_files_without_a_traceback(tmp_path, te
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_check_on_a_file_that_is_not_utf8_names_the_file_and_the_byte(tmp_path):
+    path = tmp_path / "spillover.yaml"
+    path.write_bytes("pools:\n  - name: privé\n".encode("latin-1"))  # é is one byte, 0xe9
+    result = subprocess.run(
+        [sys.executable, "-m", "spillover", "config", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{path} is not UTF-8 text: byte 0xe9 at byte offset 21 (line 2, column 15)" in (
+        result.stderr
+    )
+
+
+def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "spillover.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + dump_config(parse_config(GOOD)).encode())
+    assert load_config(path) == parse_config(GOOD)
