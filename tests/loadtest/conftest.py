@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from spillover.local.stack import LocalStack
-from tests.support import small_layout
+from tests.support import running_local_stack
 
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory, model_file: Path) -> Iterator[LocalStack]:
     """1 private + 1 burst real Triton replica behind the gateway, on free ports, shared
     by one module's tests (starting Triton costs seconds); always torn down."""
-    stack = LocalStack(tmp_path_factory.mktemp("stack") / "run")
-    stack.up(small_layout(private=1, burst=1), model_file, ready_timeout=120)
-    try:
+    with running_local_stack(tmp_path_factory.mktemp("stack") / "run", model_file) as stack:
         yield stack
-    finally:
-        stack.down()

@@ -8,15 +8,11 @@ from pathlib import Path
 import pytest
 
 from spillover.local.stack import LocalStack
-from tests.support import small_layout
+from tests.support import running_local_stack
 
 
 @pytest.fixture
 def running_stack(tmp_path: Path, model_file: Path) -> Iterator[LocalStack]:
     """1 private + 1 burst replica behind the gateway; always torn down."""
-    stack = LocalStack(tmp_path / "run")
-    stack.up(small_layout(), model_file, ready_timeout=120)
-    try:
+    with running_local_stack(tmp_path / "run", model_file) as stack:
         yield stack
-    finally:
-        stack.down()

@@ -28,7 +28,7 @@ from spillover.model.contract import MODEL_NAME
 from spillover.serving.client import RecommenderClient, build_inputs
 from tests.charts.gateway_locally import running_chart_gateway
 from tests.charts.rendering import chart_dir, kube_version_floor, render
-from tests.support import small_layout
+from tests.support import running_local_stack
 
 PROTOCOLS = ["http", "grpc"]
 REFUSED = {"http": "403", "grpc": "StatusCode.PERMISSION_DENIED"}
@@ -69,12 +69,9 @@ def replica_stack(
     tmp_path_factory: pytest.TempPathFactory, model_file: Path
 ) -> Iterator[LocalStack]:
     """The local stack with one private replica and no burst; always torn down."""
-    stack = LocalStack(tmp_path_factory.mktemp("exposure") / "run")
-    stack.up(small_layout(private=1, burst=0), model_file, ready_timeout=120)
-    try:
+    run_dir = tmp_path_factory.mktemp("exposure") / "run"
+    with running_local_stack(run_dir, model_file, private=1, burst=0) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture(scope="module")
