@@ -334,13 +334,34 @@ def parse_config(document: Any, source: str = "config") -> SpilloverConfig:
 def load_config(path: Path | str) -> SpilloverConfig:
     """Read and validate a spillover.yaml; nothing is applied from an invalid file."""
     path = Path(path)
+    return parse_config(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in a UTF-8 file; ConfigError says why a file cannot be one."""
     try:
-        document = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        # utf-8-sig: a byte-order mark, which some Windows editors write, is still UTF-8.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ConfigError(_not_utf8(path, data, error)) from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    return parse_config(document, source=str(path))
+
+
+def _not_utf8(path: Path, data: bytes, error: UnicodeDecodeError) -> str:
+    offset = error.start
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return (
+        f"{path} is not UTF-8 text: byte 0x{data[offset]:02x} at byte offset {offset} "
+        f"(line {line}, column {column}) {error.reason}; save the file as UTF-8"
+    )
 
 
 def dump_config(config: SpilloverConfig) -> str:

@@ -19,7 +19,7 @@ from spillover.model.onnx_export import export
 from spillover.model.precision import Precision, convert
 from spillover.model.synth import InteractionLog, SynthConfig, generate
 from spillover.model.train import TrainConfig, TrainResult, train
-from tests.support import processes_with_marker, small_layout
+from tests.support import processes_with_marker, running_local_stack
 
 REAL_SERVER_FIXTURES = {"model_file", "launch", "live_gateway"}
 """Fixtures that start a real tritonserver (every one serves `model_file`) or HAProxy."""
@@ -121,12 +121,8 @@ def model_file(model_repo: Path) -> Path:
 def running_stack(tmp_path: Path, model_file: Path) -> Iterator[LocalStack]:
     """1 private + 1 burst replica behind the gateway, on free loopback ports; always torn
     down."""
-    stack = LocalStack(tmp_path / "run")
-    stack.up(small_layout(), model_file, ready_timeout=120)
-    try:
+    with running_local_stack(tmp_path / "run", model_file) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.fixture(scope="session")

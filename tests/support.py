@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from spillover.drivers.local.layout import (
     FIRST_REPLICA_OFFSET,
@@ -12,8 +16,21 @@ from spillover.drivers.local.layout import (
     LocalLayout,
     LocalPool,
 )
+from spillover.local.stack import LocalStack
 
 MAX_REPLICAS = 2
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(filename: str) -> ModuleType:
+    """A module from scripts/ (their names have dashes, so they cannot be imported)."""
+    spec = importlib.util.spec_from_file_location(
+        filename.removesuffix(".py").replace("-", "_"), SCRIPTS_DIR / filename
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _ports_free(first: int, count: int) -> bool:
@@ -41,6 +58,19 @@ def small_layout(private: int = 1, burst: int = 1) -> LocalLayout:
         (LocalPool("private", private, MAX_REPLICAS), LocalPool("burst", burst, MAX_REPLICAS)),
         port_base=free_port_base(),
     )
+
+
+@contextmanager
+def running_local_stack(
+    run_dir: Path, model_file: Path, private: int = 1, burst: int = 1
+) -> Iterator[LocalStack]:
+    """A real local stack (Triton replicas, gateway) on free ports; always torn down."""
+    stack = LocalStack(run_dir)
+    stack.up(small_layout(private=private, burst=burst), model_file, ready_timeout=120)
+    try:
+        yield stack
+    finally:
+        stack.down()
 
 
 def processes_with_marker(marker: str) -> list[int]:

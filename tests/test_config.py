@@ -156,11 +156,16 @@ def test_the_packaged_local_config_is_valid_and_the_schema_refuses_unknown_keys(
     [
         pytest.param("pools: [", "is not valid YAML", id="broken-yaml"),
         pytest.param("pools: []", "pools: List should have at least 1 item", id="no-pools"),
+        pytest.param(
+            "pools:\n  - name: privé\n".encode("latin-1"),  # é is one byte there, 0xe9
+            "is not UTF-8 text: byte 0xe9 at byte offset 21 (line 2, column 15)",
+            id="not-utf8",
+        ),
     ],
 )
 def test_config_check_command_reports_bad_files_without_a_traceback(tmp_path, text, message):
     path = tmp_path / "spillover.yaml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     result = subprocess.run(
         [sys.executable, "-m", "spillover", "config", "check", str(path)],
         capture_output=True,
@@ -168,5 +173,12 @@ def test_config_check_command_reports_bad_files_without_a_traceback(tmp_path, te
         timeout=60,
     )
     assert result.returncode == 1
+    assert str(path) in result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "spillover.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + dump_config(parse_config(GOOD)).encode())
+    assert load_config(path) == parse_config(GOOD)

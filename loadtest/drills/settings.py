@@ -9,10 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
-from spillover.config import ConfigError, SpilloverConfig, describe_validation_error, parse_config
+from spillover.config import (
+    ConfigError,
+    SpilloverConfig,
+    describe_validation_error,
+    parse_config,
+    read_yaml,
+)
 from spillover.config_cli import LOCAL_DEFAULT
 
 DEFAULT_DRILLS = Path(__file__).parents[1] / "drills.yaml"
@@ -120,12 +125,7 @@ class DrillSettings(_Settings):
 
 def load_drill_settings(path: Path = DEFAULT_DRILLS) -> DrillSettings:
     """Read and validate a drill config; ConfigError names every bad key."""
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    document = read_yaml(path) or {}
     try:
         settings = DrillSettings.model_validate(document)
     except ValidationError as error:
@@ -142,7 +142,7 @@ def load_drill_settings(path: Path = DEFAULT_DRILLS) -> DrillSettings:
 def stack_config(settings: DrillSettings, drill: DrillSection, source: str) -> SpilloverConfig:
     """The controller config a drill's stack runs: the base config with its overrides."""
     base_path = settings.stack.config or LOCAL_DEFAULT
-    base = merge(yaml.safe_load(base_path.read_text()), DRILL_STACK, "drill stack")
+    base = merge(read_yaml(base_path), DRILL_STACK, "drill stack")
     return parse_config(merge(base, drill.overrides, source), source=f"{base_path} + {source}")
 
 

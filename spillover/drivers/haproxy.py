@@ -4,6 +4,7 @@ Import from here; the parts live in their own modules:
 
 * ``haproxy_spec``: the layout and tunables (``GatewaySpec``, ``ServerSlot``, ...);
 * ``haproxy_config``: the config rendered from a spec and checked by haproxy;
+* ``haproxy_exposure``: the allow-list of Triton's API the frontends let through;
 * ``haproxy_process``: haproxy as a local process, started and stopped by PID;
 * ``haproxy_runtime``: the runtime API (stats, pool weights, enable/drain/maint);
 * ``haproxy_weights``: pool shares turned into server weights (pure).

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import (
     GRPC_BACKEND,
     GRPC_FRONTEND,
@@ -76,6 +77,9 @@ error-limit {health.error_limit} marks
 # - nbthread {spec.nbthread}: one thread proxies far more than CPU replicas serve; the
 #   cores belong to the Triton replicas.
 # - Frontends bind {spec.bind_host} only: local mode exposes nothing beyond this machine.
+# - Only inference, health and the metadata/config of model {spec.served_model} pass (an
+#   allow-list, spillover/drivers/haproxy_exposure.py); the gateway answers anything else
+#   itself: HTTP 403, gRPC PERMISSION_DENIED. The stats page is on the loopback metrics port.
 """
 
 
@@ -124,10 +128,12 @@ def _frontends(spec: GatewaySpec) -> str:
     return f"""\
 frontend {HTTP_FRONTEND}
     bind {_bind_address(spec.bind_host, spec.http_port)}
+{_indented(http_rules(spec.served_model))}
     default_backend {HTTP_BACKEND}
 
 frontend {GRPC_FRONTEND}
     bind {_bind_address(spec.bind_host, spec.grpc_port)} proto h2
+{_indented(grpc_rules(spec.served_model))}
     default_backend {GRPC_BACKEND}
 
 frontend metrics
@@ -137,6 +143,10 @@ frontend metrics
     stats uri /stats
     stats refresh 5s
 """
+
+
+def _indented(lines: list[str]) -> str:
+    return "\n".join(f"    {line}" for line in lines)
 
 
 def _backend(name: str, spec: GatewaySpec, server_line: _ServerLine) -> str:

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spillover.drivers.haproxy_exposure import require_model_name
+from spillover.model.contract import MODEL_NAME
+
 HTTP_BACKEND = "triton_http"
 """Backend that carries KServe v2 REST traffic."""
 
@@ -196,6 +199,9 @@ class GatewaySpec:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Retries and redispatch."""
 
+    served_model: str = MODEL_NAME
+    """The one model clients may infer on and read; every other model is refused (403)."""
+
     bind_host: str = "127.0.0.1"
     """Where the frontends listen; must be loopback in local mode."""
 
@@ -217,6 +223,7 @@ class GatewaySpec:
         object.__setattr__(self, "slots", tuple(self.slots))
         object.__setattr__(self, "socket_path", Path(self.socket_path))
         _require_loopback(self.bind_host)
+        require_model_name(self.served_model)
         _require_positive(self, ("maxconn", "nbthread"))
         for label, port in self._frontend_ports().items():
             _require_port(label, port)

@@ -167,6 +167,9 @@ def server_command(
     return [
         str(install.binary),
         f"--model-repository={model_repository}",
+        # Load the repository once and never change it: no polling, and the model control
+        # API (load/unload through /v2/repository) is refused, even past the gateway.
+        "--model-control-mode=none",
         f"--backend-directory={backends_dir}",
         f"--http-address={host}",
         f"--http-port={ports.http}",

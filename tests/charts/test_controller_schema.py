@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from types import ModuleType
 from typing import Any
 
 from spillover.config import SpilloverConfig
 from tests.charts.rendering import CHARTS_DIR
+from tests.support import load_script
 
-ROOT = CHARTS_DIR.parent
 SCHEMA_FILE = CHARTS_DIR / "spillover-controller" / "values.schema.json"
 
 
 def _sync_script() -> ModuleType:
-    path = ROOT / "scripts" / "sync-chart-schema.py"
-    spec = importlib.util.spec_from_file_location("sync_chart_schema", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sync-chart-schema.py")
 
 
 def test_committed_schema_is_in_sync_with_spillover_config() -> None:

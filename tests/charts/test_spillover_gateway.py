@@ -5,16 +5,26 @@ that only the controller can reach, and the values it refuses."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from helm_python import HelmRenderError, HelmValuesError
 
-from spillover.drivers.haproxy_config import HaproxyNotFoundError, check_config, find_haproxy
+from spillover.drivers.haproxy_config import (
+    HaproxyNotFoundError,
+    check_config,
+    find_haproxy,
+    render_config,
+)
+from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import pool_of_server
+from spillover.model.contract import MODEL_NAME
 from tests.charts.conftest import RenderChart
 from tests.charts.rendering import Rendered, chart_dir, ci_values_files, container, load_yaml
+from tests.drivers.gateway_harness import make_spec, unused_slot
+from tests.support import load_script
 
 CI = chart_dir("spillover-gateway") / "ci"
 PRIVATE_ADDRESS = "triton-recommender-headless.spillover.svc.cluster.local"
@@ -34,9 +44,14 @@ def _haproxy_cfg(rendered: Rendered) -> str:
     return text
 
 
-def _backend(cfg: str, name: str) -> list[str]:
-    section = cfg.split(f"\nbackend {name}\n", 1)[1]
+def _section(cfg: str, header: str) -> list[str]:
+    """The lines of one section (``backend triton_http``, ``frontend metrics``), its header out."""
+    section = cfg.split(f"\n{header}\n", 1)[1]
     return section.split("\n\n", 1)[0].splitlines()
+
+
+def _backend(cfg: str, name: str) -> list[str]:
+    return _section(cfg, f"backend {name}")
 
 
 def _templates(cfg: str, backend: str) -> list[dict[str, str]]:
@@ -299,3 +314,53 @@ def test_notes_give_the_controller_its_runtime_address(render_gateway: RenderCha
     assert runtime == {
         "gateway": {"runtime_api": "spillover-gateway-runtime.spillover.svc.cluster.local:9999"}
     }
+
+
+# --- only inference is exposed ------------------------------------------------------------
+
+TRAFFIC_FRONTENDS = {
+    "triton_http_in": http_rules(MODEL_NAME),
+    "triton_grpc_in": grpc_rules(MODEL_NAME),
+}
+"""Each traffic frontend and the allow-list rules it must carry, from the one Python definition."""
+
+
+def _rules(section: list[str]) -> list[str]:
+    """A frontend's access rules, in order: its acl and http-request lines."""
+    return [line.strip() for line in section if line.strip().startswith(("acl ", "http-request "))]
+
+
+def test_allow_list_files_are_what_the_sync_script_writes() -> None:
+    script = load_script("sync-gateway-allowlist.py")
+    for path, text in script.wanted_files().items():
+        assert path.read_text() == text, (
+            f"{path.name} is out of sync with spillover/drivers/haproxy_exposure.py: "
+            "run `.venv/bin/python scripts/sync-gateway-allowlist.py`"
+        )
+
+
+@pytest.mark.parametrize(
+    "values_file",
+    [pytest.param(path, id=path.name) for path in ci_values_files("spillover-gateway")],
+)
+def test_traffic_frontends_carry_the_local_gateways_allow_list(
+    render_gateway: RenderChart, values_file: Any
+) -> None:
+    chart_cfg = _haproxy_cfg(render_gateway(load_yaml(values_file)))
+    local_cfg = render_config(make_spec(Path("/tmp/spillover-test"), [unused_slot("private-0")]))
+    for frontend, rules in TRAFFIC_FRONTENDS.items():
+        chart_rules = _rules(_section(chart_cfg, f"frontend {frontend}"))
+        assert chart_rules == rules
+        assert chart_rules == _rules(_section(local_cfg, f"frontend {frontend}"))
+
+
+def test_stats_page_listens_on_loopback_only(render_gateway: RenderChart) -> None:
+    cfg = _haproxy_cfg(render_gateway())
+    frontends = {
+        line.removeprefix("frontend "): _section(cfg, line)
+        for line in cfg.splitlines()
+        if line.startswith("frontend ")
+    }
+    with_stats = {name for name, lines in frontends.items() if "    stats enable" in lines}
+    assert with_stats == {"stats"}
+    assert [line for line in frontends["stats"] if "bind" in line] == ["    bind 127.0.0.1:8404"]

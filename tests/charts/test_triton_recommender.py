@@ -10,7 +10,14 @@ import pytest
 from helm_python import HelmRenderError, HelmValuesError
 
 from tests.charts.conftest import RenderChart
-from tests.charts.rendering import chart_dir, container, load_yaml, pod_spec, selects
+from tests.charts.rendering import (
+    chart_dir,
+    ci_values_files,
+    container,
+    load_yaml,
+    pod_spec,
+    selects,
+)
 
 CI = chart_dir("triton-recommender") / "ci"
 PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
@@ -40,6 +47,19 @@ def test_container_and_services_expose_named_http_grpc_and_metrics_ports(
         assert {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
             name: (port, name) for name, port in PORTS.items()
         }
+
+
+@pytest.mark.parametrize(
+    "values_file",
+    [pytest.param(path, id=path.name) for path in ci_values_files("triton-recommender")],
+)
+def test_triton_refuses_model_load_and_unload(render_triton: RenderChart, values_file: Any) -> None:
+    # Polling or explicit model control would let a request past the gateway change models.
+    triton = _triton(render_triton, load_yaml(values_file))
+    assert _arg(triton, "--model-control-mode") == "none"
+    assert not [
+        arg for arg in triton["args"] if arg.startswith(("--load-model", "--repository-poll"))
+    ]
 
 
 def test_probes_use_tritons_health_endpoints(render_triton: RenderChart) -> None:
@@ -171,7 +191,6 @@ def test_model_repository_from_a_pvc_is_mounted_read_only(render_triton: RenderC
     spec = pod_spec(rendered.one("Deployment"))
     triton = container(rendered.one("Deployment"), "tritonserver")
     assert _arg(triton, "--model-repository") == "/models"
-    assert _arg(triton, "--load-model") == "recommender"
     volume = next(v for v in spec["volumes"] if v["name"] == "model-repository")
     assert volume["persistentVolumeClaim"] == {"claimName": "nfs-model-store", "readOnly": True}
     mount = next(m for m in triton["volumeMounts"] if m["name"] == "model-repository")

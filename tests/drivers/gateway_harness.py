@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from tritonclient.grpc import service_pb2
 
 from spillover.drivers import haproxy
+from spillover.model.contract import MODEL_NAME
 
 FAKE_TRITON = Path(__file__).with_name("fake_triton.py")
 REPLICA_START_TIMEOUT_S = 15.0
 INFER_PATH = "/v2/models/recommender/infer"
 GRPC_INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
+GRPC_INFER_REQUEST = service_pb2.ModelInferRequest(model_name=MODEL_NAME).SerializeToString()
+"""The gateway lets a gRPC inference through only when its message names the served model."""
 
 
 def stats_row(
@@ -162,7 +166,7 @@ class GrpcClient:
         self.timeout_s = timeout_s
 
     def infer(self) -> str:
-        return bytes(self.call(b"request", timeout=self.timeout_s)).decode()
+        return bytes(self.call(GRPC_INFER_REQUEST, timeout=self.timeout_s)).decode()
 
     def close(self) -> None:
         self.channel.close()

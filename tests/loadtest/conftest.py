@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from spillover.local.stack import LocalStack
-from tests.support import small_layout
+from tests.support import running_local_stack
 
 FAKE_SERVER = Path(__file__).with_name("fake_http_triton.py")
 START_TIMEOUT_S = 15.0
@@ -27,12 +27,8 @@ START_TIMEOUT_S = 15.0
 def local_stack(tmp_path_factory: pytest.TempPathFactory, model_file: Path) -> Iterator[LocalStack]:
     """1 private + 1 burst real Triton replica behind the gateway, on free ports, shared
     by one module's tests (starting Triton costs seconds); always torn down."""
-    stack = LocalStack(tmp_path_factory.mktemp("stack") / "run")
-    stack.up(small_layout(private=1, burst=1), model_file, ready_timeout=120)
-    try:
+    with running_local_stack(tmp_path_factory.mktemp("stack") / "run", model_file) as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 class FakeTriton:

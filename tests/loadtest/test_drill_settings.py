@@ -71,3 +71,18 @@ def test_unreadable_yaml_is_a_config_error(tmp_path):
         load_drill_settings(write(tmp_path, "failover: [\n"))
     with pytest.raises(ConfigError, match="cannot read"):
         load_drill_settings(tmp_path / "missing.yaml")
+
+
+def test_a_drill_config_or_its_stack_config_that_is_not_utf8_is_named(tmp_path):
+    not_utf8 = "# réglages\n".encode("latin-1")
+    drills = tmp_path / "bad-drills.yaml"
+    drills.write_bytes(not_utf8)
+    with pytest.raises(
+        ConfigError, match=f"{drills} is not UTF-8 text: byte 0xe9 at byte offset 3"
+    ):
+        load_drill_settings(drills)
+    stack = tmp_path / "stack.yaml"
+    stack.write_bytes(not_utf8)
+    settings = load_drill_settings(write(tmp_path, f"stack: {{config: {stack}}}\n"))
+    with pytest.raises(ConfigError, match=f"{stack} is not UTF-8 text"):
+        stack_config(settings, settings.burst, "burst.overrides")
