@@ -74,7 +74,7 @@ def running_chart_gateway(cfg: str, replica: ReplicaPorts, run_dir: Path) -> Ite
             raise AssertionError(f"chart gateway not ready; {log}:\n{log_tail(log)}") from error
         yield gateway
     finally:
-        stop_group(process.pid, grace_seconds=2.0)
+        stop_group(process.pid, grace_s=2.0)
 
 
 def _servers_up(api: RuntimeApi) -> bool:
