@@ -43,9 +43,6 @@ from enum import Enum
 from pathlib import Path
 
 import onnx
-from onnxruntime.quantization import QuantType, quantize_dynamic
-from onnxruntime.transformers.float16 import convert_float_to_float16
-from onnxruntime.transformers.onnx_model import OnnxModel
 
 
 class Precision(str, Enum):
@@ -75,6 +72,10 @@ def convert(fp32_model: Path, precision: Precision, target: Path) -> None:
 
 
 def _to_fp16(fp32_model: Path, target: Path) -> None:
+    # Imported here: ONNX Runtime's converters cost every CLI start ~0.1 s otherwise.
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
     converted = convert_float_to_float16(onnx.load(str(fp32_model)), keep_io_types=True)
     # The converter appends its Cast nodes at the end; ONNX wants producers first.
     model = OnnxModel(converted)
@@ -83,6 +84,8 @@ def _to_fp16(fp32_model: Path, target: Path) -> None:
 
 
 def _to_int8(fp32_model: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     with tempfile.TemporaryDirectory(prefix="spillover-int8-") as scratch:
         # The quantizer writes shape-inferred copies beside its output; keep them out
         # of the model repository Triton polls.
