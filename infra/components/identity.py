@@ -54,8 +54,7 @@ class PrivateSiteIdentity(pulumi.ComponentResource):
         *,
         issuer_url: str,
         workload: WorkloadSettings,
-        cluster_name: pulumi.Input[str],
-        gpu_node_group_arns: list[pulumi.Output[str]],
+        cluster_name: pulumi.Output[str],
         bucket_arn: pulumi.Input[str] | None,
         tagger: CostTagger,
         provider: aws.Provider,
@@ -80,10 +79,12 @@ class PrivateSiteIdentity(pulumi.ComponentResource):
             issuer_url=issuer_url,
             namespace=workload.namespace,
             service_accounts=[chart_values.CONTROLLER_SERVICE_ACCOUNT],
-            policy=policies.controller(gpu_node_group_arns),
+            policy=policies.controller(),
             tags=tagger("shared", "controller"),
             opts=on_aws,
         )
+        # The cluster's own name output, not the name string: the entry then waits for EKS
+        # to exist instead of racing it (ResourceNotFoundException).
         aws.eks.AccessEntry(
             f"{name}-controller-access",
             cluster_name=cluster_name,

@@ -20,11 +20,14 @@ def service_account_role(
     issuer_url: pulumi.Input[str],
     namespace: str,
     service_accounts: Sequence[str],
-    policy: pulumi.Input[str],
+    policy: pulumi.Input[str] | None,
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.iam.Role:
-    """A role only these service accounts of `namespace` can assume, allowed exactly `policy`."""
+    """A role only these service accounts of `namespace` can assume, allowed exactly `policy`.
+
+    With no policy the role is an identity only (what EKS access entries map to Kubernetes).
+    """
     role = aws.iam.Role(
         name,
         description=f"IRSA role of {', '.join(service_accounts)} in {namespace}",
@@ -35,5 +38,6 @@ def service_account_role(
         tags=tags,
         opts=opts,
     )
-    aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=opts)
+    if policy is not None:
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=opts)
     return role

@@ -64,7 +64,10 @@ def model_read(bucket_arn: pulumi.Input[str], prefix: str) -> pulumi.Output[str]
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket"],
                 "Resource": arn,
-                "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+                # IfExists: Triton's S3 filesystem first calls HeadBucket, which IAM authorizes
+                # as s3:ListBucket with no s3:prefix key, and a plain StringLike on a missing
+                # key is false (403, Triton exits). A listing that names a prefix stays confined.
+                "Condition": {"StringLikeIfExists": {"s3:prefix": [prefix, f"{prefix}/*"]}},
             },
             {
                 "Sid": "ReadModelFiles",
@@ -130,33 +133,28 @@ def cluster_autoscaler(
     return pulumi.Output.all(*nodegroup_arns).apply(lambda arns: render(list(arns)))
 
 
-def controller(gpu_nodegroup_arns: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
-    """The controller: read prices, spend and capacity; resize only the GPU node groups."""
+CONTROLLER_AWS_ACTIONS: frozenset[str] = frozenset()
+"""AWS actions the controller (spillover/) calls, exactly; tests/infra derive them from the code.
 
-    def render(arns: list[str]) -> str:
-        return _document(
-            {
-                "Sid": "ReadCapacityAndPrices",
-                "Effect": "Allow",
-                "Action": [
-                    "ec2:DescribeInstances",
-                    "ec2:DescribeInstanceTypes",
-                    "ec2:DescribeSpotPriceHistory",
-                    "pricing:GetProducts",
-                    "ce:GetCostAndUsage",
-                ],
-                # Read-only calls IAM cannot scope to resources.
-                "Resource": "*",
-            },
-            {
-                "Sid": "ResizeBurstGpuNodeGroups",
-                "Effect": "Allow",
-                "Action": ["eks:DescribeNodegroup", "eks:UpdateNodegroupConfig"],
-                "Resource": arns,
-            },
-        )
+None today: it reads prices from its config and scales pools through Kubernetes. Its role is
+still its identity: the burst cluster's access entry maps it to a Kubernetes group, and the EKS
+token it presents (a presigned sts:GetCallerIdentity) needs no IAM permission.
+"""
 
-    return pulumi.Output.all(*gpu_nodegroup_arns).apply(lambda arns: render(list(arns)))
+
+def controller() -> str | None:
+    """The controller's permissions policy, or None when it calls no AWS API (no policy at all)."""
+    if not CONTROLLER_AWS_ACTIONS:
+        return None
+    return _document(
+        {
+            "Sid": "ControllerCalls",
+            "Effect": "Allow",
+            "Action": sorted(CONTROLLER_AWS_ACTIONS),
+            # Scope each action to its resources when one that IAM can scope is added.
+            "Resource": "*",
+        }
+    )
 
 
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> pulumi.Output[str]:
