@@ -33,10 +33,11 @@ class ConfigReader:
             self.problem(key, f"is not set: pulumi config set {key} <value>")
         return value
 
-    def secret_file(self, key: str) -> str | None:
-        """A secret whose value is a whole file (a kubeconfig)."""
-        value = self._config.get(key)
-        if value is None or not value.strip():
+    def secret_file(self, key: str) -> pulumi.Output[str] | None:
+        """A secret whose value is a whole file (a kubeconfig), only ever handed on as a secret."""
+        value = self._config.get_secret(key)
+        # The emptiness check needs the text once; the program only keeps the secret Output.
+        if value is None or not (self._config.get(key) or "").strip():
             self.problem(key, f"is not set: pulumi config set --secret {key} < <file>")
             return None
         return value
@@ -138,6 +139,24 @@ class ConfigReader:
                 ipaddress.ip_network(cidr)
             except ValueError:
                 self.problem(key, f"{cidr!r} is not a CIDR range")
+                return None
+        return ranges
+
+    def public_ipv4_cidrs(self, key: str) -> tuple[str, ...] | None:
+        """IPv4 ranges a public endpoint admits (EKS takes IPv4 only); never the whole internet."""
+        ranges = self.names(key, minimum=0)
+        if ranges is None:
+            return None
+        for cidr in ranges:
+            try:
+                network = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                self.problem(key, f"{cidr!r} is not an IPv4 CIDR range (like 203.0.113.0/24)")
+                return None
+            if network.prefixlen == 0:
+                self.problem(
+                    key, f"{cidr!r} opens the Kubernetes API to the whole internet; list yours"
+                )
                 return None
         return ranges
 

@@ -124,6 +124,8 @@ class BurstSettings:
     """Source ranges allowed through the NLB."""
     admin_arns: tuple[str, ...]
     """Extra cluster admins."""
+    api_public_cidrs: tuple[str, ...]
+    """IPv4 ranges allowed to the EKS API's public endpoint; empty means private endpoint only."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def _private(read: ConfigReader, workload: WorkloadSettings | None) -> PrivateSi
         _check_private_replicas(read, workload.controller_config, gpu_replicas)
     return _build(
         PrivateSiteSettings,
-        kubeconfig=pulumi.Output.secret(kubeconfig) if kubeconfig else None,
+        kubeconfig=kubeconfig,
         context=read.text("privateKubeContext", required=False) or None,
         gpu_replicas=gpu_replicas,
         install_device_plugin=read.flag("privateInstallDevicePlugin"),
@@ -315,6 +317,7 @@ def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettin
         load_balancer_scheme=scheme,
         allowed_cidrs=allowed,
         admin_arns=read.names("burstAdminArns", minimum=0, prefix="arn:"),
+        api_public_cidrs=read.public_ipv4_cidrs("burstApiPublicCidrs"),
     )
 
 

@@ -49,6 +49,7 @@ class BurstPool(pulumi.ComponentResource):
     """VPC, EKS, system and GPU node groups, autoscaler, device plugin, and Triton behind an NLB."""
 
     cluster_name: str
+    cluster: aws.eks.Cluster
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
     namespace: k8s.core.v1.Namespace
@@ -87,6 +88,7 @@ class BurstPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         cluster = self._cluster(name, burst, network)
+        self.cluster = cluster
         issuer = cluster.identities.apply(_oidc_issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -95,8 +97,7 @@ class BurstPool(pulumi.ComponentResource):
             tags=self._tags("identity"),
             opts=self._aws,
         )
-        for index, arn in enumerate(burst.admin_arns):
-            self._admin(f"{name}-admin-{index}", cluster, arn)
+        admins = self._admins(name, burst, cluster, provider)
 
         system, gpu_groups = self._node_groups(name, burst, cluster, network)
         self.gpu_node_group_arns = [group.arn for group in gpu_groups]
@@ -109,7 +110,9 @@ class BurstPool(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+            # The deploying identity talks to the API server only once its access entry is
+            # associated with the admin policy.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *admins]),
         )
         in_cluster = pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=[system]
@@ -181,14 +184,22 @@ class BurstPool(pulumi.ComponentResource):
             name=self.cluster_name,
             role_arn=role.arn,
             version=burst.eks_version,
+            # Standard support only: a version past it fails `pulumi up` rather than silently
+            # moving to extended support at six times the cluster-hour price.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=network.private_subnet_ids,
                 endpoint_private_access=True,
-                endpoint_public_access=True,
+                # No public CIDRs configured: private-only, reached over the VPN the internal
+                # NLB already needs. Otherwise public, but only from the listed ranges.
+                endpoint_public_access=bool(burst.api_public_cidrs),
+                public_access_cidrs=list(burst.api_public_cidrs) or None,
             ),
-            # Access entries, not the aws-auth ConfigMap; whoever creates the cluster is admin.
+            # Access entries, not the aws-auth ConfigMap. EKS's own creator entry is off: the
+            # program declares the deploying identity's entry itself (see _admins), so listing
+            # that identity in burstAdminArns too cannot collide with a hidden one (409).
             access_config=aws.eks.ClusterAccessConfigArgs(
-                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
             ),
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             tags=self._tags("eks"),
@@ -197,7 +208,32 @@ class BurstPool(pulumi.ComponentResource):
             ),
         )
 
-    def _admin(self, name: str, cluster: aws.eks.Cluster, principal_arn: str) -> None:
+    def _admins(
+        self, name: str, burst: BurstSettings, cluster: aws.eks.Cluster, provider: aws.Provider
+    ) -> list[aws.eks.AccessPolicyAssociation]:
+        """Cluster admins: the identity running `pulumi up`, then burstAdminArns, once each."""
+        deployer = self._deploying_principal(provider)
+        admins = [self._admin(f"{name}-admin-deployer", cluster, deployer)]
+        for index, arn in enumerate(burst.admin_arns):
+            if arn != deployer:
+                admins.append(self._admin(f"{name}-admin-{index}", cluster, arn))
+        return admins
+
+    def _deploying_principal(self, provider: aws.Provider) -> str:
+        """The IAM role (with its path) or user behind the credentials running `pulumi up`.
+
+        STS names an assumed role as arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION; an access
+        entry needs the role's IAM ARN, including its path, such as
+        arn:aws:iam::ACCOUNT:role/aws-reserved/sso.amazonaws.com/REGION/AWSReservedSSO_... for
+        IAM Identity Center roles; the session context looks that up (iam:GetRole).
+        """
+        invoke = pulumi.InvokeOptions(parent=self, provider=provider)
+        caller = aws.get_caller_identity(opts=invoke)
+        return aws.iam.get_session_context(arn=caller.arn, opts=invoke).issuer_arn
+
+    def _admin(
+        self, name: str, cluster: aws.eks.Cluster, principal_arn: str
+    ) -> aws.eks.AccessPolicyAssociation:
         entry = aws.eks.AccessEntry(
             name,
             cluster_name=cluster.name,
@@ -206,7 +242,7 @@ class BurstPool(pulumi.ComponentResource):
             tags=self._tags("eks"),
             opts=self._aws,
         )
-        aws.eks.AccessPolicyAssociation(
+        return aws.eks.AccessPolicyAssociation(
             f"{name}-cluster-admin",
             cluster_name=cluster.name,
             principal_arn=entry.principal_arn,

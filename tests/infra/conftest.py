@@ -46,6 +46,14 @@ PRIVATE_KUBECONFIG = yaml.safe_dump(
         "current-context": "gpu",
     }
 )
+DEPLOYER_ROLE = (
+    f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{REGION}/"
+    "AWSReservedSSO_PlatformAdmin_0123456789abcdef"
+)
+"""The IAM Identity Center role running `pulumi up` in the tests: a role with a path."""
+DEPLOYER_SESSION = (
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_PlatformAdmin_0123456789abcdef/ops"
+)
 SECRET_KEYS = [f"spillover:{key}" for key, spec in PROJECT["config"].items() if spec.get("secret")]
 
 
@@ -61,6 +69,8 @@ class Resource:
     urn: str = ""
     read: bool = False
     """Read with .get() (an existing object) rather than created."""
+    property_dependencies: dict[str, set[str]] = field(default_factory=dict)
+    """URNs each input property waits for, as the engine orders the resource after them."""
 
     @property
     def parents(self) -> list[str]:
@@ -111,6 +121,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{REGION}{zone}" for zone in "abcdef"]
             return {"id": REGION, "names": names, "zoneIds": [f"use1-az{i}" for i in range(6)]}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": DEPLOYER_SESSION, "userId": "AROAEXAMPLE:ops"}
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            assert args.args["arn"] == DEPLOYER_SESSION, args.args
+            return {"arn": DEPLOYER_SESSION, "issuerArn": DEPLOYER_ROLE, "issuerName": "sso"}
         raise AssertionError(f"the program made an unexpected call: {args.token}")
 
 
@@ -176,6 +191,20 @@ def use_config(values: dict[str, Any]) -> None:
     )
 
 
+class DependencyRecordingMonitor(MockMonitor):
+    """A mock monitor that also keeps what each resource's inputs depend on, by input name."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.property_dependencies: dict[tuple[str, str], dict[str, set[str]]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        self.property_dependencies[(request.type, request.name)] = {
+            prop: set(deps.urns) for prop, deps in request.propertyDependencies.items()
+        }
+        return super().RegisterResource(request)
+
+
 def start_mocks(mocks: RecordingMocks, monitor: MockMonitor | None = None) -> None:
     # A new root stack per run: exports of one run must not leak into the next.
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
@@ -187,7 +216,7 @@ def start_mocks(mocks: RecordingMocks, monitor: MockMonitor | None = None) -> No
 def deploy(values: dict[str, Any]) -> Deployment:
     """Run infra/ as Pulumi would, with this stack config; return what it declared."""
     mocks = RecordingMocks()
-    monitor = MockMonitor(mocks)
+    monitor = DependencyRecordingMonitor(mocks)
     start_mocks(mocks, monitor)
     use_config(values)
     outputs: dict[str, Any] = {}
@@ -223,7 +252,10 @@ def deploy(values: dict[str, Any]) -> Deployment:
 
 
 def _deployment(
-    mocks: RecordingMocks, monitor: MockMonitor, outputs: dict[str, Any], secret: set[str]
+    mocks: RecordingMocks,
+    monitor: DependencyRecordingMonitor,
+    outputs: dict[str, Any],
+    secret: set[str],
 ) -> Deployment:
     urns = {
         (urn.split("::")[-1], urn.split("::")[2].split("$")[-1]): urn for urn in monitor.resources
@@ -239,6 +271,7 @@ def _deployment(
                 provider=provider_id.removesuffix("-id") if provider_id else None,
                 urn=urns.get((args.name, args.typ), ""),
                 read=args.custom is None and args.resource_id is not None,
+                property_dependencies=monitor.property_dependencies.get((args.typ, args.name), {}),
             )
         )
     providers = {r.name: r for r in resources if r.typ.startswith("pulumi:providers:")}
