@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import addons, chart_values, policies
+from components.cluster_admins import cluster_admins, deploying_principal
 from components.irsa import service_account_role
 from components.kubeconfig import eks_kubeconfig
 from components.network import BurstNetwork
@@ -27,7 +28,6 @@ from components.tagging import CostTagger
 from settings import BurstSettings, WorkloadSettings
 
 _MANAGED_POLICY = "arn:aws:iam::aws:policy/"
-_CLUSTER_ADMIN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
 
 def cluster_name(project: str, stack: str) -> str:
@@ -97,7 +97,14 @@ class BurstPool(pulumi.ComponentResource):
             tags=self._tags("identity"),
             opts=self._aws,
         )
-        admins = self._admins(name, burst, cluster, provider)
+        deployer = deploying_principal(pulumi.InvokeOptions(parent=self, provider=provider))
+        admins = cluster_admins(
+            f"{name}-admin",
+            cluster=cluster,
+            principal_arns=[deployer, *burst.admin_arns],
+            tags=self._tags("eks"),
+            opts=self._aws,
+        )
 
         system, gpu_groups = self._node_groups(name, burst, cluster, network)
         self.gpu_node_group_arns = [group.arn for group in gpu_groups]
@@ -196,8 +203,8 @@ class BurstPool(pulumi.ComponentResource):
                 public_access_cidrs=list(burst.api_public_cidrs) or None,
             ),
             # Access entries, not the aws-auth ConfigMap. EKS's own creator entry is off: the
-            # program declares the deploying identity's entry itself (see _admins), so listing
-            # that identity in burstAdminArns too cannot collide with a hidden one (409).
+            # program declares the deploying identity's entry itself (cluster_admins.py), so
+            # listing that identity in burstAdminArns too cannot collide with a hidden one (409).
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=False
             ),
@@ -206,49 +213,6 @@ class BurstPool(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 self._aws, pulumi.ResourceOptions(depends_on=[*attachments, logs])
             ),
-        )
-
-    def _admins(
-        self, name: str, burst: BurstSettings, cluster: aws.eks.Cluster, provider: aws.Provider
-    ) -> list[aws.eks.AccessPolicyAssociation]:
-        """Cluster admins: the identity running `pulumi up`, then burstAdminArns, once each."""
-        deployer = self._deploying_principal(provider)
-        admins = [self._admin(f"{name}-admin-deployer", cluster, deployer)]
-        for index, arn in enumerate(burst.admin_arns):
-            if arn != deployer:
-                admins.append(self._admin(f"{name}-admin-{index}", cluster, arn))
-        return admins
-
-    def _deploying_principal(self, provider: aws.Provider) -> str:
-        """The IAM role (with its path) or user behind the credentials running `pulumi up`.
-
-        STS names an assumed role as arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION; an access
-        entry needs the role's IAM ARN, including its path, such as
-        arn:aws:iam::ACCOUNT:role/aws-reserved/sso.amazonaws.com/REGION/AWSReservedSSO_... for
-        IAM Identity Center roles; the session context looks that up (iam:GetRole).
-        """
-        invoke = pulumi.InvokeOptions(parent=self, provider=provider)
-        caller = aws.get_caller_identity(opts=invoke)
-        return aws.iam.get_session_context(arn=caller.arn, opts=invoke).issuer_arn
-
-    def _admin(
-        self, name: str, cluster: aws.eks.Cluster, principal_arn: str
-    ) -> aws.eks.AccessPolicyAssociation:
-        entry = aws.eks.AccessEntry(
-            name,
-            cluster_name=cluster.name,
-            principal_arn=principal_arn,
-            type="STANDARD",
-            tags=self._tags("eks"),
-            opts=self._aws,
-        )
-        return aws.eks.AccessPolicyAssociation(
-            f"{name}-cluster-admin",
-            cluster_name=cluster.name,
-            principal_arn=entry.principal_arn,
-            policy_arn=_CLUSTER_ADMIN,
-            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-            opts=self._aws,
         )
 
     def _node_groups(

@@ -82,10 +82,33 @@ def test_the_deploying_sso_role_is_cluster_admin_by_its_iam_arn_with_path(
     assert not any(":assumed-role/" in arn for arn in access_entries(example))
 
 
+def admin_association(deployment: Deployment, principal_arn: str) -> str:
+    (found,) = [
+        a.name
+        for a in deployment.of_type(ASSOCIATION)
+        if plain(a.inputs)["principalArn"] == principal_arn
+    ]
+    return found
+
+
 def test_the_burst_provider_waits_for_the_deployers_admin_access(example: Deployment) -> None:
     options = example.options[("pulumi:providers:kubernetes", "burst-k8s")]
     waits_for = {getattr(d, "_name", None) for d in options.depends_on or []}
-    assert "burst-admin-deployer-cluster-admin" in waits_for, waits_for
+    assert admin_association(example, DEPLOYER_ROLE) in waits_for, waits_for
+
+
+def test_a_principal_keeps_its_entry_whoever_deploys_and_in_any_order() -> None:
+    """Another name for the same principal would be a replacement, created before the old
+    entry is deleted: a 409 in the middle of `pulumi up`."""
+    other = "arn:aws:iam::123456789012:role/platform-admins"
+    third = "arn:aws:iam::123456789012:role/on-call"
+    runs = [
+        deploy(stack_config(burstAdminArns=[other, third])),
+        deploy(stack_config(burstAdminArns=[third, DEPLOYER_ROLE, other])),
+    ]
+    for principal in (DEPLOYER_ROLE, other, third):
+        names = {admin_association(run, principal) for run in runs}
+        assert len(names) == 1, f"{principal} changes resource between runs: {names}"
 
 
 def test_the_eks_api_is_private_only_by_default() -> None:
