@@ -191,8 +191,9 @@ class BurstPool(pulumi.ComponentResource):
             name=self.cluster_name,
             role_arn=role.arn,
             version=burst.eks_version,
-            # Standard support only: a version past it fails `pulumi up` rather than silently
-            # moving to extended support at six times the cluster-hour price.
+            # Standard support only: at its end EKS upgrades the cluster one minor version
+            # instead of billing extended support (six times the cluster-hour price). Raise
+            # eksVersion before then: EKS cannot go back down to the version the stack names.
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=network.private_subnet_ids,
