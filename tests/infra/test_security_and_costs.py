@@ -225,7 +225,7 @@ def test_the_controller_role_reads_prices_and_resizes_only_gpu_node_groups(
         f"more than the controller needs: {granted - CONTROLLER_ACTIONS}"
     )
     gpu_groups = sorted(
-        f"arn:aws:eks:us-east-1:123456789012:nodegroup/spillover-test/{name}/1a2b"
+        f"arn:aws:eks:us-east-1:123456789012:nodegroup/spillover-test/{name}-{'0' * 26}/1a2b"
         for name in ("spillover-test-gpu-spot", "spillover-test-gpu-on-demand")
     )
     for statement in statements:
