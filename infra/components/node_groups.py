@@ -70,8 +70,10 @@ def accelerator_type(instance_types: Sequence[str]) -> str:
 
 def node_group_name_prefix(cluster_name: str, role: str) -> str:
     """A name prefix, not a name: a replacement is created under a new name before the old group
-    is deleted, so GPU capacity stays up through it (a fixed name would collide, and
-    delete-before-replace would drop every node first)."""
+    is deleted (a fixed name collides: ResourceInUseException). The new group starts at its
+    minimum size, so the system nodes are up before the old ones drain; a GPU group (minimum 0)
+    is grown by the autoscaler as the old group's pods are evicted. delete-before-replace would
+    instead leave no group at all, and no system node, in between."""
     return f"{cluster_name[: NODE_GROUP_NAME_PREFIX_MAX - len(role) - 2]}-{role}-"
 
 
