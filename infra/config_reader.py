@@ -16,6 +16,13 @@ import pulumi
 
 from spillover.config import ConfigError, SpilloverConfig, parse_config
 
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+"""A label's name part or value (63 characters at most)."""
+_DNS_SUBDOMAIN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
+)
+"""A label key's optional prefix."""
+
 
 class ConfigReader:
     """Reads raw stack config values, recording a problem per bad key instead of stopping."""
@@ -177,13 +184,40 @@ class ConfigReader:
             return None
         return str(network)
 
-    def eks_version(self, key: str) -> str | None:
+    def eks_version(self, key: str, supported: tuple[str, ...]) -> str | None:
         value = self.text(key)
         parts = value.split(".") if value else []
         if value is not None and (len(parts) != 2 or not all(part.isdigit() for part in parts)):
             self.problem(key, f"must be major.minor like 1.33, got {value!r}")
             return None
+        if value is not None and value not in supported:
+            self.problem(
+                key,
+                f"is {value}, for which no cluster-autoscaler release is pinned "
+                f"(its minor must match the cluster's); one of {', '.join(supported)}",
+            )
+            return None
         return value
+
+    def node_label(self, key: str) -> tuple[str, str] | None:
+        """A Kubernetes node label written key=value, both parts checked as the API server does."""
+        value = self.text(key)
+        if value is None:
+            return None
+        name, equals, label = value.partition("=")
+        prefix, _, short = name.rpartition("/")
+        if not (
+            equals
+            and _LABEL_NAME.match(short)
+            and (not prefix or _DNS_SUBDOMAIN.match(prefix))
+            and (not label or _LABEL_NAME.match(label))
+        ):
+            self.problem(
+                key,
+                f"must be a node label key=value like nvidia.com/gpu.present=true, got {value!r}",
+            )
+            return None
+        return name, label
 
     def https_url(self, key: str) -> str | None:
         value = self.text(key)

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import pulumi
 
+from components.addons import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from config_reader import ConfigReader
 from spillover.config import SpilloverConfig
 
@@ -82,6 +83,8 @@ class PrivateSiteSettings:
     """Triton replicas its GPUs hold: the private pool's ceiling and its gateway slots."""
     install_device_plugin: bool
     """Whether to install NVIDIA's device plugin."""
+    gpu_node_label: tuple[str, str]
+    """(key, value) of the label on its GPU nodes: where the device plugin and Triton run."""
     model_source: Literal["s3", "pvc"]
     """Where private Triton reads models from."""
     model_pvc: str | None
@@ -256,6 +259,7 @@ def _private(read: ConfigReader, workload: WorkloadSettings | None) -> PrivateSi
         context=read.text("privateKubeContext", required=False) or None,
         gpu_replicas=gpu_replicas,
         install_device_plugin=read.flag("privateInstallDevicePlugin"),
+        gpu_node_label=read.node_label("privateGpuNodeLabel"),
         model_source=model_source,
         model_pvc=model_pvc or None,
         oidc_issuer_url=read.https_url("privateOidcIssuerUrl"),
@@ -306,7 +310,7 @@ def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettin
         region=region,
         availability_zones=read.zones("availabilityZones", region),
         vpc_cidr=read.vpc_cidr("vpcCidr"),
-        eks_version=read.eks_version("eksVersion"),
+        eks_version=read.eks_version("eksVersion", tuple(CLUSTER_AUTOSCALER_IMAGE_TAGS)),
         gpu_instance_types=read.names("gpuInstanceTypes", minimum=1),
         gpu_node_disk_gib=read.count("gpuNodeDiskGib", minimum=20),
         spot_max_size=spot_max,

@@ -18,18 +18,37 @@ CLUSTER_AUTOSCALER = {
     "chart": "cluster-autoscaler",
     "version": "9.52.1",
 }
+CLUSTER_AUTOSCALER_IMAGE_TAGS = {"1.33": "v1.33.5", "1.34": "v1.34.4", "1.35": "v1.35.1"}
+"""The newest cluster-autoscaler patch of each Kubernetes minor it supports (its minor must match
+the cluster's). Source: kubernetes/autoscaler releases, as collected in
+aws-ia/terraform-aws-eks-blueprints-addons#516 (July 2026). eksVersion is checked against it."""
 AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
 AUTOSCALER_NAMESPACE = "kube-system"
 
 
-def device_plugin_release(
-    name: str, *, node_selector: dict[str, str] | None, opts: pulumi.ResourceOptions
-) -> k8s.helm.v3.Release:
-    """NVIDIA's device plugin: advertises nvidia.com/gpu on GPU nodes, tainted ones included."""
+def device_plugin_values(node_labels: dict[str, str]) -> dict[str, object]:
+    """Values that run the device plugin on exactly the nodes carrying all of node_labels.
+
+    The chart's default `affinity` requires Node Feature Discovery's PCI labels or
+    nvidia.com/gpu.present=true; a nodeSelector alone would be ANDed with it and still match
+    nothing where NFD does not run, so the affinity itself is replaced (Helm replaces lists).
+    """
     toleration = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
-    values: dict[str, object] = {"tolerations": [toleration]}
-    if node_selector:
-        values["nodeSelector"] = node_selector
+    expressions = [
+        {"key": key, "operator": "In", "values": [value]} for key, value in node_labels.items()
+    ]
+    required = {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    return {
+        "tolerations": [toleration],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
+    }
+
+
+def device_plugin_release(
+    name: str, *, node_selector: dict[str, str], opts: pulumi.ResourceOptions
+) -> k8s.helm.v3.Release:
+    """NVIDIA's device plugin: advertises nvidia.com/gpu on the GPU nodes node_selector names."""
+    values = device_plugin_values(node_selector)
     return k8s.helm.v3.Release(
         name,
         name="nvidia-device-plugin",
@@ -67,7 +86,7 @@ def cluster_autoscaler_release(
             "awsRegion": region,
             "autoDiscovery": {"clusterName": cluster_name},
             # The autoscaler's minor version must match the cluster's.
-            "image": {"tag": f"v{eks_version}.0"},
+            "image": {"tag": CLUSTER_AUTOSCALER_IMAGE_TAGS[eks_version]},
             "rbac": {
                 "serviceAccount": {
                     "name": AUTOSCALER_SERVICE_ACCOUNT,

@@ -16,12 +16,14 @@ from components.irsa import service_account_role
 from components.kubeconfig import eks_kubeconfig
 from components.network import BurstNetwork
 from components.node_groups import (
+    ACCELERATOR_LABEL,
     CAPACITY_LABEL,
     GPU_LABEL,
     GPU_TAINT,
     POOL_LABEL,
     ROLE_LABEL,
     NodeGroupSpec,
+    accelerator_type,
     managed_node_group,
 )
 from components.tagging import CostTagger
@@ -243,8 +245,9 @@ class BurstPool(pulumi.ComponentResource):
                 labels={ROLE_LABEL: "system", POOL_LABEL: "burst"},
             )
         ]
-        # Spot first: the autoscaler's priority expander prefers it, and falls back to
-        # on-demand when spot capacity does not arrive within max-node-provision-time.
+        # One group per capacity type; each burst pool's Triton is pinned to one of them, so
+        # the autoscaler has no choice to expand by. The controller, not an expander, moves
+        # demand from spot to on-demand when spot capacity does not arrive.
         for capacity, label, maximum in (
             ("SPOT", "spot", burst.spot_max_size),
             ("ON_DEMAND", "on-demand", burst.on_demand_max_size),
@@ -265,6 +268,7 @@ class BurstPool(pulumi.ComponentResource):
                         POOL_LABEL: "burst",
                         CAPACITY_LABEL: label,
                         GPU_LABEL: "true",
+                        ACCELERATOR_LABEL: accelerator_type(burst.gpu_instance_types),
                     },
                     taints=(GPU_TAINT,),
                 )
@@ -274,6 +278,7 @@ class BurstPool(pulumi.ComponentResource):
                 f"{name}-{spec.role}",
                 spec=spec,
                 cluster_name=cluster.name,
+                kubernetes_version=cluster.version,
                 node_role_arn=role.arn,
                 subnet_ids=network.private_subnet_ids,
                 tags=self._tags(f"nodes-{spec.role}"),

@@ -15,7 +15,25 @@ GPU_TAINT = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NoSchedu
 """Keeps everything but GPU work off GPU nodes; Triton's chart tolerates exactly this taint."""
 
 GPU_LABEL = "nvidia.com/gpu.present"
-"""Label NVIDIA's device plugin schedules on (its default node affinity)."""
+"""Label of GPU nodes; NVIDIA's device plugin is scheduled by it (its chart's own default too)."""
+
+ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
+"""The cluster autoscaler's GPU label on AWS. On a node with it but no nvidia.com/gpu allocatable
+yet, the autoscaler treats the node as still starting (the device plugin has not registered)
+instead of unschedulable capacity, and does not add another node for the same pending pod."""
+
+_GPU_MODELS = {
+    "g4dn": "nvidia-tesla-t4",
+    "g5": "nvidia-a10g",
+    "g6": "nvidia-l4",
+    "g6e": "nvidia-l40s",
+    "p3": "nvidia-tesla-v100",
+    "p4d": "nvidia-tesla-a100",
+    "p5": "nvidia-h100",
+}
+
+NODE_GROUP_NAME_PREFIX_MAX = 37
+"""EKS node group names are at most 63 characters; the provider appends 26 to a prefix."""
 
 POOL_LABEL = "spillover.io/pool"
 CAPACITY_LABEL = "spillover.io/capacity"
@@ -38,6 +56,25 @@ class NodeGroupSpec:
     disk_gib: int
     labels: Mapping[str, str]
     taints: tuple[Mapping[str, str], ...] = field(default=())
+
+
+def accelerator_type(instance_types: Sequence[str]) -> str:
+    """ACCELERATOR_LABEL's value: the GPU model the group's instance types share.
+
+    The autoscaler only needs the label to be present; its value is the GPU type it counts
+    against `--gpu-total` limits (not set here). A group mixing models gets plain "nvidia".
+    """
+    models = {_GPU_MODELS.get(kind.split(".")[0], "nvidia") for kind in instance_types}
+    return models.pop() if len(models) == 1 else "nvidia"
+
+
+def node_group_name_prefix(cluster_name: str, role: str) -> str:
+    """A name prefix, not a name: a replacement is created under a new name before the old group
+    is deleted (a fixed name collides: ResourceInUseException). The new group starts at its
+    minimum size, so the system nodes are up before the old ones drain; a GPU group (minimum 0)
+    is grown by the autoscaler as the old group's pods are evicted. delete-before-replace would
+    instead leave no group at all, and no system node, in between."""
+    return f"{cluster_name[: NODE_GROUP_NAME_PREFIX_MAX - len(role) - 2]}-{role}-"
 
 
 def autoscaler_tags(cluster_name: str, spec: NodeGroupSpec) -> dict[str, str]:
@@ -65,6 +102,7 @@ def managed_node_group(
     *,
     spec: NodeGroupSpec,
     cluster_name: pulumi.Input[str],
+    kubernetes_version: pulumi.Input[str],
     node_role_arn: pulumi.Input[str],
     subnet_ids: Sequence[pulumi.Input[str]],
     tags: dict[str, str],
@@ -104,7 +142,9 @@ def managed_node_group(
     group = aws.eks.NodeGroup(
         name,
         cluster_name=cluster_name,
-        node_group_name=f"{autoscaler_cluster}-{spec.role}",
+        node_group_name_prefix=node_group_name_prefix(autoscaler_cluster, spec.role),
+        # The cluster's version: upgrading the cluster rolls its nodes' kubelets after it.
+        version=kubernetes_version,
         node_role_arn=node_role_arn,
         subnet_ids=list(subnet_ids),
         capacity_type=spec.capacity_type,

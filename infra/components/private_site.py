@@ -47,9 +47,10 @@ class PrivateSite(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=workload.namespace),
             opts=in_cluster,
         )
+        gpu_nodes = dict([private.gpu_node_label])
         if private.install_device_plugin:
             device_plugin_release(
-                f"{name}-nvidia-device-plugin", node_selector=None, opts=in_cluster
+                f"{name}-nvidia-device-plugin", node_selector=gpu_nodes, opts=in_cluster
             )
         triton = k8s.helm.v3.Release(
             f"{name}-triton",
@@ -64,7 +65,7 @@ class PrivateSite(pulumi.ComponentResource):
                 region=region,
                 model_pvc=private.model_pvc,
                 role_arn=triton_role_arn,
-                node_selector={},
+                node_selector=gpu_nodes,
                 service={"type": "ClusterIP"},
             ),
             timeout=1800,

@@ -219,7 +219,15 @@ def test_load_balancer_service_for_a_burst_pool(render_triton: RenderChart) -> N
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.20.0.0/16"]
     annotations = service["metadata"]["annotations"]
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    # EKS's built-in service controller makes an NLB from these; the Load Balancer Controller's
+    # own annotations (not installed) would be ignored, leaving an internet-facing Classic LB.
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
+    controller_only = {
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme",
+    }
+    assert not controller_only & annotations.keys(), "annotations nothing installed reads"
 
 
 def test_triton_runs_as_the_images_triton_server_user(render_triton: RenderChart) -> None:

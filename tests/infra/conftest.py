@@ -129,6 +129,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"the program made an unexpected call: {args.token}")
 
 
+def node_group_name(inputs: dict[str, Any]) -> str:
+    """The name EKS gives a node group: its fixed name, or its prefix and 26 characters of AWS's."""
+    return inputs.get("nodeGroupName") or inputs["nodeGroupNamePrefix"] + "0" * 26
+
+
 def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) -> dict[str, Any]:
     """Outputs AWS or Kubernetes would fill in."""
     if typ == "aws:s3/bucket:Bucket":
@@ -146,7 +151,7 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) 
             "identities": [{"oidcs": [{"issuer": EKS_ISSUER}]}],
         }
     if typ == "aws:eks/nodeGroup:NodeGroup":
-        group = inputs["nodeGroupName"]
+        group = node_group_name(inputs)
         return {
             "arn": f"arn:aws:eks:{REGION}:{ACCOUNT}:nodegroup/{inputs['clusterName']}/{group}/1a2b",
             "resources": [{"autoscalingGroups": [{"name": f"eks-{group}-1a2b"}]}],

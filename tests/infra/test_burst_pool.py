@@ -15,6 +15,7 @@ from tests.infra.conftest import (
     Deployment,
     Resource,
     deploy,
+    node_group_name,
     plain,
     stack_config,
 )
@@ -97,7 +98,7 @@ def test_node_template_tags_reach_the_auto_scaling_groups(example: Deployment) -
     """EKS does not copy node group tags to its Auto Scaling group, which the autoscaler reads."""
     asg_tags = [plain(t.inputs) for t in example.of_type("aws:autoscaling/tag:Tag")]
     for group in gpu_groups(example):
-        asg = f"eks-{group.inputs['nodeGroupName']}-1a2b"
+        asg = f"eks-{node_group_name(group.inputs)}-1a2b"
         on_asg = {
             t["tag"]["key"]: t["tag"]["value"] for t in asg_tags if t["autoscalingGroupName"] == asg
         }
