@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from spillover import __version__
+from spillover.config_cli import DEFAULT_RUN_DIR
 from spillover.errors import SpilloverError
+from spillover.extras import missing_extra
+
+AREAS = (
+    ("spillover.model.cli", "model", ("model",)),
+    ("spillover.config_cli", None, ("config",)),
+    ("spillover.local.cli", "local", ("local",)),
+    ("spillover.controller.cli", "controller", ("controller", "status", "spend")),
+    ("spillover.demo", "local", ("demo",)),
+    ("spillover.bench.cli", "local", ("bench",)),
+    ("loadtest.cli", "local", ("load", "drill")),
+)
+"""Each area's module (its `register(commands)`), the install extra it needs and the commands
+it adds, in help order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from loadtest import cli as loadtest_cli
-    from spillover import config_cli, demo
-    from spillover.bench import cli as bench_cli
-    from spillover.controller import cli as controller_cli
-    from spillover.local import cli as local_cli
-    from spillover.model import cli as model_cli
-
     parser = argparse.ArgumentParser(
         prog="spillover",
         description="Serve on the private GPU pool first; spill over to a cloud burst pool.",
@@ -26,14 +34,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spillover {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    model_cli.register(commands)
-    config_cli.register(commands)
-    local_cli.register(commands)
-    controller_cli.register(commands, local_cli.DEFAULT_RUN_DIR)
-    demo.register(commands)
-    bench_cli.register(commands)
-    loadtest_cli.register(commands)
+    for module_name, extra, names in AREAS:
+        # Imported by name so that an install without an area's extra (the controller image)
+        # still starts, and lists the area's commands with what they need.
+        try:
+            module = importlib.import_module(module_name)
+            if module_name == "spillover.controller.cli":
+                module.register(commands, DEFAULT_RUN_DIR)
+            else:
+                module.register(commands)
+        except ModuleNotFoundError as error:
+            if extra is None or missing_extra(error) is None:
+                raise
+            for name in names:
+                _register_unavailable(commands, name, extra, str(error.name))
     return parser
+
+
+def _register_unavailable(
+    commands: argparse._SubParsersAction, name: str, extra: str, missing: str
+) -> None:
+    """A command this install cannot run: it stays listed and says what to install."""
+    # No option prefix, so that any arguments given reach `refuse` instead of a usage error.
+    command = commands.add_parser(
+        name, help=f"(needs the `{extra}` extra)", add_help=False, prefix_chars="\0"
+    )
+    command.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def refuse(args: argparse.Namespace) -> int:
+        raise SpilloverError(
+            f"`spillover {name}` needs the `{extra}` extra, which this install lacks "
+            f"({missing} is not installed): pip install 'spillover[{extra}]' "
+            "(or `make setup` for everything)"
+        )
+
+    command.set_defaults(func=refuse)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,4 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SpilloverError as error:
         print(f"spillover: error: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        # A command that imports an optional package only when it needs it.
+        reason = missing_extra(error)
+        if reason is None:
+            raise
+        print(f"spillover: error: `spillover {args.command}` needs {reason}", file=sys.stderr)
         return 1

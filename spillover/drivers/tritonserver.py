@@ -23,7 +23,6 @@ from pathlib import Path
 from spillover.drivers.processes import log_tail
 from spillover.errors import PermanentError
 from spillover.model.contract import MODEL_NAME
-from spillover.model.triton_config import render_python_backend_config
 
 STUB_NAME = "triton_python_backend_stub"
 ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
@@ -122,6 +121,10 @@ def prepare_model_repository(
     model_instances and model_threads: Triton model instances per replica and ONNX
     Runtime threads per instance.
     """
+    # onnx and tritonclient (the `local` extra) only when a replica is prepared: the
+    # controller image imports this driver without them.
+    from spillover.model.triton_config import render_python_backend_config
+
     model_dir = repository / MODEL_NAME
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
