@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from spillover import __version__
 from spillover.config_cli import DEFAULT_RUN_DIR
 from spillover.errors import SpilloverError
-from spillover.extras import missing_extra
+from spillover.extras import advice
 
 AREAS = (
     ("spillover.model.cli", "model", ("model",)),
@@ -44,15 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 module.register(commands)
         except ModuleNotFoundError as error:
-            if extra is None or missing_extra(error) is None:
+            refusals = {name: advice(name, extra, error) for name in names}
+            if extra is None or None in refusals.values():
                 raise
-            for name in names:
-                _register_unavailable(commands, name, extra, str(error.name))
+            for name, refusal in refusals.items():
+                _register_unavailable(commands, name, extra, str(refusal))
     return parser
 
 
 def _register_unavailable(
-    commands: argparse._SubParsersAction, name: str, extra: str, missing: str
+    commands: argparse._SubParsersAction, name: str, extra: str, refusal: str
 ) -> None:
     """A command this install cannot run: it stays listed and says what to install."""
     # No option prefix, so that any arguments given reach `refuse` instead of a usage error.
@@ -62,11 +63,7 @@ def _register_unavailable(
     command.add_argument("rest", nargs=argparse.REMAINDER)
 
     def refuse(args: argparse.Namespace) -> int:
-        raise SpilloverError(
-            f"`spillover {name}` needs the `{extra}` extra, which this install lacks "
-            f"({missing} is not installed): pip install 'spillover[{extra}]' "
-            "(or `make setup` for everything)"
-        )
+        raise SpilloverError(refusal)
 
     command.set_defaults(func=refuse)
 
@@ -88,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ModuleNotFoundError as error:
         # A command that imports an optional package only when it needs it.
-        reason = missing_extra(error)
-        if reason is None:
+        refusal = advice(args.command, None, error)
+        if refusal is None:
             raise
-        print(f"spillover: error: `spillover {args.command}` needs {reason}", file=sys.stderr)
+        print(f"spillover: error: {refusal}", file=sys.stderr)
         return 1

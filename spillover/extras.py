@@ -18,13 +18,23 @@ EXTRA_OF_MODULE = {
 """Top-level import name -> the extra of pyproject.toml that installs it."""
 
 
-def missing_extra(error: ModuleNotFoundError) -> str | None:
-    """What to install for `error`, or None when the missing module is not an optional one
-    (then it is a bug or a broken install, and its traceback should show)."""
+def missing_module(error: ModuleNotFoundError) -> tuple[str, str] | None:
+    """The optional package `error` misses and the extra that installs it; None when the module
+    is not an optional one (a bug or a broken install, whose traceback should show)."""
     module = (error.name or "").partition(".")[0]
     extra = EXTRA_OF_MODULE.get(module)
-    if extra is None:
+    return None if extra is None else (module, extra)
+
+
+def advice(command: str, needs: str | None, error: ModuleNotFoundError) -> str | None:
+    """What to tell a user whose `spillover <command>` (of an area needing the extra `needs`)
+    stopped at `error`; None when `error` is not about an optional package."""
+    missing = missing_module(error)
+    if missing is None:
         return None
-    return f"{module} is not installed: it comes with the `{extra}` extra " + (
-        f"(pip install 'spillover[{extra}]', or `make setup` for everything)"
+    module, extra = missing
+    extras = sorted({extra} | ({needs} if needs else set()))
+    return (
+        f"`spillover {command}` needs {module}, from the `{extra}` extra, which this install "
+        f"lacks: pip install 'spillover[{','.join(extras)}]' (or `make setup` for everything)"
     )

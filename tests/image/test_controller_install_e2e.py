@@ -103,7 +103,8 @@ def test_a_command_without_its_extra_says_which_to_install(controller_venv: Path
         timeout=60,
     )
     assert result.returncode == 1
-    assert "`spillover model` needs the `model` extra" in result.stderr, result.stderr
+    assert "`spillover model` needs numpy, from the `model` extra" in result.stderr, result.stderr
+    assert "pip install 'spillover[model]'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
