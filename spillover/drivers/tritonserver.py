@@ -66,7 +66,8 @@ def find_triton() -> TritonInstall:
         import pytriton
     except ImportError as error:
         raise TritonNotInstalledError(
-            "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
+            "nvidia-pytriton is not installed: it comes with the `local` extra; run `make setup` "
+            "(or pip install -e '.[local]')"
         ) from error
     package_dir = Path(pytriton.__file__).parent
     server_dir = package_dir / "tritonserver"
