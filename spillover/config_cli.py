@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from spillover.config import json_schema, load_config
 
 LOCAL_DEFAULT = Path(__file__).parent / "local" / "spillover.yaml"
+# Here rather than in local/cli.py: the controller uses it too, in an install without the
+# local stack's packages.
+DEFAULT_RUN_DIR = Path(os.environ.get("SPILLOVER_RUN_DIR", ".spillover/local"))
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 from spillover.drivers.processes import log_tail
 from spillover.errors import PermanentError
 from spillover.model.contract import MODEL_NAME
-from spillover.model.triton_config import render_python_backend_config
 
 STUB_NAME = "triton_python_backend_stub"
 ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
@@ -67,7 +66,8 @@ def find_triton() -> TritonInstall:
         import pytriton
     except ImportError as error:
         raise TritonNotInstalledError(
-            "nvidia-pytriton is not installed; run `make setup` (or pip install -e .)"
+            "nvidia-pytriton is not installed: it comes with the `local` extra; run `make setup` "
+            "(or pip install -e '.[local]')"
         ) from error
     package_dir = Path(pytriton.__file__).parent
     server_dir = package_dir / "tritonserver"
@@ -122,6 +122,10 @@ def prepare_model_repository(
     model_instances and model_threads: Triton model instances per replica and ONNX
     Runtime threads per instance.
     """
+    # onnx and tritonclient (the `local` extra) only when a replica is prepared: the
+    # controller image imports this driver without them.
+    from spillover.model.triton_config import render_python_backend_config
+
     model_dir = repository / MODEL_NAME
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)

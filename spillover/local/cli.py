@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
 from spillover.arguments import non_negative_int, positive_float, positive_int
 from spillover.config import load_config
-from spillover.config_cli import LOCAL_DEFAULT
+from spillover.config_cli import DEFAULT_RUN_DIR, LOCAL_DEFAULT
 from spillover.drivers.local.errors import StackError
 from spillover.drivers.local.layout import LocalLayout, LocalPool
 from spillover.local.stack import LocalStack
 from spillover.model.build import DEFAULT_REPO, ensure_model
 from spillover.tables import format_table
-
-DEFAULT_RUN_DIR = Path(os.environ.get("SPILLOVER_RUN_DIR", ".spillover/local"))
 
 
 def register(commands: argparse._SubParsersAction) -> None:
