@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup system-deps bench-serving bench-precision model clean
+.PHONY: demo test setup system-deps bench-serving bench-precision bench-capacity model clean
 
 demo: setup
 	$(BIN)/spillover demo
@@ -35,6 +35,9 @@ bench-serving: setup
 
 bench-precision: setup
 	$(BIN)/spillover bench serving --precision fp32,int8,fp16
+
+bench-capacity: setup
+	$(BIN)/spillover bench capacity
 
 clean:
 	-$(BIN)/spillover local down

@@ -59,7 +59,7 @@ class FailoverThresholds(_Settings):
 
 
 class FailoverDrill(DrillSection):
-    load_share: Share = 0.5
+    load_share: Share = 0.35
     warmup_s: PositiveFloat = 30.0
     outage_s: float = Field(default=15.0, ge=0)
     after_s: PositiveFloat = 45.0
@@ -73,10 +73,10 @@ class BurstThresholds(_Settings):
 
 
 class BurstDrill(DrillSection):
-    base_share: Share = 0.3
-    peak_share: Share = 2.5
+    base_share: Share = 0.2
+    peak_share: Share = 1.6
     warmup_s: PositiveFloat = 10.0
-    rise_s: PositiveFloat = 2.0
+    rise_s: PositiveFloat = 20.0
     hold_s: float = Field(default=10.0, ge=0)
     decay_s: PositiveFloat = 8.0
     duration_s: PositiveFloat = 50.0
@@ -90,7 +90,7 @@ class SpotInterruptionThresholds(_Settings):
 
 
 class SpotInterruptionDrill(DrillSection):
-    load_share: Share = 1.0
+    load_share: Share = 0.8
     warmup_s: PositiveFloat = 12.0
     notice_s: PositiveFloat = 12.0
     after_s: PositiveFloat = 10.0

@@ -57,6 +57,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     serving.set_defaults(func=_serving)
 
+    capacity = kinds.add_parser(
+        "capacity",
+        help="one replica held to a declared capacity, offered 0.5x, 1x, 2x of it",
+    )
+    capacity.add_argument("--items", type=_positive(int), default=BENCH_ITEMS, help="catalog size")
+    capacity.add_argument(
+        "--capacity-rps",
+        type=_positive(float),
+        help="declared requests/s per replica (default: the config's private pool's)",
+    )
+    capacity.add_argument(
+        "--seconds", type=_positive(float), default=12.0, help="measured seconds per step"
+    )
+    capacity.add_argument("--config", type=Path, default=LOCAL_DEFAULT)
+    capacity.add_argument("--port-base", type=int, default=9300)
+    capacity.add_argument("--work-dir", type=Path, default=BENCH_DIR)
+    capacity.set_defaults(func=_capacity)
+
     controller = kinds.add_parser(
         "controller", help="policy + ledger cost per tick for a large fleet (goal < 20 ms)"
     )
@@ -157,6 +175,38 @@ def _precision_repo(work_dir: Path, items: int, precision: Precision) -> Path:
     """fp32 shares the serving benchmark's build; the others sit beside it."""
     suffix = "" if precision is Precision.FP32 else f"_{precision}"
     return work_dir / f"model_repo_{items}{suffix}"
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from spillover.bench import capacity
+
+    declared = args.capacity_rps or _private_capacity(args.config)
+    repo = args.work_dir / f"model_repo_{args.items}"
+    model = ensure_model(repo, items=args.items)
+    n_users, n_items = model_sizes(repo)
+    config = capacity.CapacityBenchConfig(
+        model_path=model,
+        n_users=n_users,
+        n_items=n_items,
+        work_dir=args.work_dir,
+        capacity_rps=declared,
+        step_s=args.seconds,
+        port_base=args.port_base,
+    )
+    print(
+        f"capacity benchmark: one replica held to {declared:.0f} req/s, one model instance, "
+        f"offered {', '.join(f'{m:g}x' for m in config.multiples)} open loop for "
+        f"{args.seconds:.0f} s each over {config.connections} connections\n"
+    )
+    print(capacity.report(capacity.run_capacity_bench(config), declared))
+    return 0
+
+
+def _private_capacity(path: Path) -> float:
+    for pool in load_config(path).pools:
+        if pool.role == "private" and pool.capacity_rps is not None:
+            return pool.capacity_rps
+    raise BenchError(f"{path} declares no private capacity_rps; pass --capacity-rps")
 
 
 def _controller(args: argparse.Namespace) -> int:

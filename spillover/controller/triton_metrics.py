@@ -202,7 +202,13 @@ def pool_traffic(intervals: Sequence[ReplicaInterval], model_instances: int = 1)
     its instances side by side (one per GPU stream, or per core here).
     """
     requests = sum(replica.requests for replica in intervals)
-    busy = sum(replica.busy_seconds for replica in intervals)
+    # An instance is busy at most the whole interval. Mixed batch sizes make the
+    # per-request estimate overshoot that on a saturated replica (a large batch's
+    # time counted by each of its many requests): capped, saturation reads as
+    # capacity instead of far below it.
+    busy = sum(
+        min(replica.busy_seconds, replica.seconds * model_instances) for replica in intervals
+    )
     serving = [replica for replica in intervals if replica.requests > 0]
     service_rate = None
     if requests >= MIN_REQUESTS_TO_MEASURE and busy > 0:

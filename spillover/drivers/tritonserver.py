@@ -22,7 +22,7 @@ from pathlib import Path
 
 from spillover.drivers.processes import log_tail
 from spillover.errors import PermanentError
-from spillover.model.contract import MODEL_NAME
+from spillover.model.contract import CAPACITY_VARIABLE, MODEL_NAME
 
 STUB_NAME = "triton_python_backend_stub"
 ERROR_LINE = re.compile(r"^(E\d{4} |error: )")
@@ -140,12 +140,20 @@ def prepare_model_repository(
     link.symlink_to(model_onnx.resolve())
 
 
-def server_environment(install: TritonInstall) -> dict[str, str]:
-    """The environment a replica runs in: this interpreter's libpython first, then the wheel's."""
+def server_environment(install: TritonInstall, capacity_rps: float | None = None) -> dict[str, str]:
+    """The environment a replica runs in: this interpreter's libpython first, then the
+    wheel's; and the capacity its model.py holds it to (none: as fast as it goes).
+
+    The capacity travels in the environment, not config.pbtxt, because one model
+    repository serves every pool of a stack.
+    """
     python_lib_dir = sysconfig.get_config_var("LIBDIR") or ""
     paths = [python_lib_dir, str(install.library_dir), os.environ.get("LD_LIBRARY_PATH", "")]
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ":".join(path for path in paths if path)
+    env.pop(CAPACITY_VARIABLE, None)  # the pool decides, never the caller's shell
+    if capacity_rps is not None:
+        env[CAPACITY_VARIABLE] = repr(float(capacity_rps))
     return env
 
 

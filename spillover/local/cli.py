@@ -131,9 +131,9 @@ def _pools(args: argparse.Namespace) -> tuple[LocalPool, ...]:
 
 def config_pools(path: Path) -> tuple[LocalPool, ...]:
     """A config's local pools, each starting at its minimum, with a slot for each
-    replica it may grow to."""
+    replica it may grow to, and its replicas held to the pool's capacity_rps."""
     pools = tuple(
-        LocalPool(pool.name, pool.min_replicas, pool.max_replicas)
+        LocalPool(pool.name, pool.min_replicas, pool.max_replicas, pool.capacity_rps)
         for pool in load_config(path).pools
         if pool.driver == "local"
     )

@@ -44,3 +44,8 @@ PAD_ITEM = -1
 
 MAX_BATCH_SIZE = 64
 """Largest batch Triton's dynamic batcher forms (the ONNX graph's batch dim is dynamic)."""
+
+CAPACITY_VARIABLE = "SPILLOVER_CAPACITY_RPS"
+"""Environment variable the local driver sets from a pool's capacity_rps: requests/s the
+local Python-backend replica is held to (spillover/serving/service_time.py). Unset means
+no cap: the replica serves as fast as its CPU lets it."""

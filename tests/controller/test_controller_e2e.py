@@ -25,8 +25,12 @@ from spillover.serving.client import RecommenderClient
 from tests.support import free_port_base
 
 # Configured far below what a CPU replica serves, so a gentle load is "above private
-# capacity" on any machine and the test measures the controller, not the CPU.
+# capacity" on any machine and the test measures the controller, not the CPU. Replicas
+# are held to it: a lone request takes 25 ms, so the queue-time target sits above that
+# (at the default 10 ms one request waiting behind another reads as saturation, and
+# burst would never return to standby).
 CAPACITY_RPS = 40
+QUEUE_TIME_TARGET_MS = 60
 CONFIG = {
     "pools": [
         {
@@ -51,6 +55,7 @@ CONFIG = {
         },
     ],
     "policy": {"tick_seconds": 0.5, "scale_down_cooldown_seconds": 6, "stale_after_seconds": 5},
+    "slo": {"queue_time_ms": QUEUE_TIME_TARGET_MS},
     "controller": {"metrics_port": 0},
 }
 

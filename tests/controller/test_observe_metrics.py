@@ -172,6 +172,25 @@ def test_service_rate_counts_a_batch_once(
     assert pool_traffic([measured], instances).service_rate_rps == pytest.approx(service_rate)
 
 
+def test_a_saturated_replica_with_mixed_batches_learns_its_capacity() -> None:
+    """A replica held to 200 rps, busy all 10 s: 950 lone requests of 5 ms and 21 batches
+    of 50 taking 250 ms each. Triton adds each batch's 250 ms once per request in it, so
+    the per-request estimate says 130 busy seconds in 10: learned capacity 15 rps, not
+    200, and the controller would buy replicas it does not need. An instance cannot be
+    busy longer than the interval."""
+    batches = [(1, 0.005)] * 950 + [(50, 0.250)] * 21
+    requests = sum(rows for rows, _ in batches)
+    assert (requests, sum(seconds for _, seconds in batches)) == (2000, pytest.approx(10.0))
+    saturated = replica(
+        requests,
+        executions=len(batches),
+        compute_us=sum(rows * seconds * 1e6 for rows, seconds in batches),
+        seconds=10.0,
+    )
+    assert pool_traffic([saturated]).service_rate_rps == pytest.approx(200.0)
+    assert pool_traffic([saturated], model_instances=2).service_rate_rps == pytest.approx(200.0)
+
+
 @pytest.mark.parametrize(
     ("requests", "measured"),
     [(MIN_REQUESTS_TO_MEASURE - 1, False), (MIN_REQUESTS_TO_MEASURE, True), (0, False)],

@@ -1,14 +1,17 @@
-"""Triton readiness probes never raise: whatever answers, or fails to, is "not ready"."""
+"""Triton readiness probes never raise: whatever answers, or fails to, is "not ready";
+and the environment a replica starts in."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from spillover.drivers.tritonserver import is_ready
+from spillover.drivers.tritonserver import TritonInstall, is_ready, server_environment
+from spillover.model.contract import CAPACITY_VARIABLE
 from tests.drivers.gateway_harness import free_port
 
 
@@ -43,3 +46,14 @@ def test_a_probe_that_reads_its_own_request_back_is_not_ready(echo_port: int):
 
 def test_nothing_listening_is_not_ready():
     assert is_ready(free_port()) is False
+
+
+@pytest.mark.parametrize(
+    ("capacity", "expected"), [(300.0, "300.0"), (None, None)], ids=["pool-capacity", "uncapped"]
+)
+def test_a_replica_learns_its_pools_capacity_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch, capacity: float | None, expected: str | None
+) -> None:
+    monkeypatch.setenv(CAPACITY_VARIABLE, "999")  # the caller's shell never decides
+    install = TritonInstall(*(Path("/nonexistent"),) * 4)
+    assert server_environment(install, capacity).get(CAPACITY_VARIABLE) == expected

@@ -78,14 +78,14 @@ def test_each_check_judges_what_the_stack_did(
 
 
 def test_the_spike_shows_in_a_tick_once_the_tick_average_outgrows_the_plan() -> None:
-    """50 rps, then 1000 rps from 10 s, against drills-short's plan (150 rps x 0.7) and
+    """50 rps, then 1000 rps from 10 s, against drills-short's plan (300 rps x 0.7) and
     1 s ticks: the rate is over the plan at once, a tick's average only once
-    50 + 950 (t - 10) > 105, from t = 10.058."""
+    50 + 950 (t - 10) > 210, from t = 10.168."""
     step = Trace("step", ((0, 50), (10, 50), (10.001, 1000), (20, 1000)))
     plan = burst.spike_plan(step, SETUP)
-    assert plan.planned_rps == pytest.approx(105)
+    assert plan.planned_rps == pytest.approx(210)
     assert plan.over_plan_s == pytest.approx(10.0, abs=0.011)
-    assert plan.visible_s == pytest.approx(10.06, abs=0.011)
+    assert plan.visible_s == pytest.approx(10.17, abs=0.011)
     assert plan.spike_end_s == step.duration_s  # it never falls back under the plan
 
 

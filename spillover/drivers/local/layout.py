@@ -27,6 +27,9 @@ class LocalPool:
     """Replicas `local up` starts."""
     max_replicas: int
     """Slots reserved for this pool; `local scale` can't go above it."""
+    capacity_rps: float | None = None
+    """Requests/s each replica serves, as its pool's config declares; its replicas are
+    held to it (service_time.py). None: they serve as fast as this CPU lets them."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -35,6 +38,10 @@ class LocalPool:
             raise ValueError(
                 f"pool {self.name}: replicas must be between 0 and max_replicas "
                 f"({self.max_replicas}), got {self.initial_replicas}"
+            )
+        if self.capacity_rps is not None and not self.capacity_rps > 0:
+            raise ValueError(
+                f"pool {self.name}: capacity_rps must be positive, got {self.capacity_rps}"
             )
 
 

@@ -68,7 +68,8 @@ class ReplicaProcesses:
                 slot.name,
                 self.run_dir.path,
             )
-            process = processes.start_process(command, log, server_environment(install))
+            capacity = state.layout.pool(slot.pool).capacity_rps
+            process = processes.start_process(command, log, server_environment(install, capacity))
             start_time = processes.start_ticks(process.pid)
             assert start_time is not None  # our unreaped child: at worst a zombie, never gone
             record = ReplicaRecord(slot.name, slot.pool, process.pid, start_time, str(log))
