@@ -138,6 +138,19 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) 
         }
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         return {"latestVersion": 1}
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {
+            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}\n-----END PRIVATE KEY-----\n"
+        }
+    if typ in (
+        "tls:index/selfSignedCert:SelfSignedCert",
+        "tls:index/locallySignedCert:LocallySignedCert",
+    ):
+        return {"certPem": f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {
+            "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{name}\n-----END CERTIFICATE REQUEST-----\n"
+        }
     if typ == "kubernetes:helm.sh/v3:Release":
         return {"status": {"namespace": inputs.get("namespace"), "name": inputs.get("name")}}
     if typ == "kubernetes:core/v1:Service" and read_id:
