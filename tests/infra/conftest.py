@@ -114,6 +114,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise AssertionError(f"the program made an unexpected call: {args.token}")
 
 
+def mock_pem(kind: str, name: str) -> str:
+    """What the mocks answer for a tls resource's PEM output."""
+    return f"-----BEGIN {kind}-----\n{name}\n-----END {kind}-----\n"
+
+
 def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) -> dict[str, Any]:
     """Outputs AWS or Kubernetes would fill in."""
     if typ == "aws:s3/bucket:Bucket":
@@ -138,19 +143,16 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) 
         }
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         return {"latestVersion": 1}
+    # PEM-shaped stand-ins naming the resource, so a test can tell which key or cert went where.
     if typ == "tls:index/privateKey:PrivateKey":
-        return {
-            "privateKeyPem": f"-----BEGIN PRIVATE KEY-----\n{name}\n-----END PRIVATE KEY-----\n"
-        }
+        return {"privateKeyPem": mock_pem("PRIVATE KEY", name)}
     if typ in (
         "tls:index/selfSignedCert:SelfSignedCert",
         "tls:index/locallySignedCert:LocallySignedCert",
     ):
-        return {"certPem": f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"}
+        return {"certPem": mock_pem("CERTIFICATE", name)}
     if typ == "tls:index/certRequest:CertRequest":
-        return {
-            "certRequestPem": f"-----BEGIN CERTIFICATE REQUEST-----\n{name}\n-----END CERTIFICATE REQUEST-----\n"
-        }
+        return {"certRequestPem": mock_pem("CERTIFICATE REQUEST", name)}
     if typ == "kubernetes:helm.sh/v3:Release":
         return {"status": {"namespace": inputs.get("namespace"), "name": inputs.get("name")}}
     if typ == "kubernetes:core/v1:Service" and read_id:

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Deployment, deploy, is_secret_input, plain, stack_config
+from tests.infra.conftest import (
+    Deployment,
+    deploy,
+    is_secret_input,
+    mock_pem,
+    plain,
+    stack_config,
+)
 from tests.infra.test_chart_releases import one, render
 
 PRIVATE_KEY = "tls:index/privateKey:PrivateKey"
@@ -22,11 +29,6 @@ ACM = "aws:acm/certificate:Certificate"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-"
 BURST_DEPLOYMENTS = ("triton-recommender-spot", "triton-recommender-ondemand")
-
-
-def mock_pem(kind: str, name: str) -> str:
-    """What the test mocks answer for a tls resource's PEM output (tests/infra/conftest.py)."""
-    return f"-----BEGIN {kind}-----\n{name}\n-----END {kind}-----\n"
 
 
 def release_values(deployment: Deployment, name: str) -> dict[str, Any]:
