@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.burst_pool import BurstPool
+from components.burst_tls import BurstTls
 from components.chart_values import TRITON_HTTP_PORT
 from components.identity import PrivateSiteIdentity
 from components.model_store import ModelStore
@@ -36,6 +37,12 @@ store = ModelStore(
     tagger=tagger,
     provider=aws_provider,
 )
+burst_tls = BurstTls(
+    "burst-tls",
+    deployments=[triton.deployment for triton in settings.workload.burst_tritons],
+    tagger=tagger,
+    provider=aws_provider,
+)
 burst = BurstPool(
     "burst",
     burst=settings.burst,
@@ -45,6 +52,7 @@ burst = BurstPool(
     bucket_arn=store.bucket_arn,
     tagger=tagger,
     provider=aws_provider,
+    certificate_arn=burst_tls.certificate_arn,
 )
 identity = PrivateSiteIdentity(
     "identity",
@@ -68,6 +76,8 @@ private = PrivateSite(
     controller_role_arn=identity.controller_role_arn,
     burst_hostnames=burst.endpoint_hostnames,
     burst_slots=burst.zone_count,
+    burst_ca_certificate=burst_tls.ca_certificate,
+    burst_server_names=burst_tls.server_names,
     burst_kubeconfig=burst.kubeconfig,
 )
 
@@ -75,8 +85,18 @@ pulumi.export("privateGatewayEndpoint", private.gateway_endpoint)
 pulumi.export(
     "burstEndpoints",
     {
-        pool: pulumi.Output.format("http://{0}:{1}", hostname, TRITON_HTTP_PORT)
+        pool: pulumi.Output.format("https://{0}:{1}", hostname, TRITON_HTTP_PORT)
         for pool, hostname in burst.endpoint_hostnames.items()
+    },
+)
+# What a client other than the gateway needs to verify a burst NLB: trust this CA and ask for
+# the pool's name (curl --cacert ca.pem --connect-to NAME:8000:NLB:8000 https://NAME:8000/...).
+pulumi.export("burstCaCertificate", burst_tls.ca_certificate)
+pulumi.export(
+    "burstTlsServerNames",
+    {
+        triton.pool: burst_tls.server_names[triton.deployment]
+        for triton in settings.workload.burst_tritons
     },
 )
 pulumi.export("burstKubeconfig", burst.kubeconfig)

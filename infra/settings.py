@@ -8,6 +8,7 @@ schema the controller itself loads.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class BurstSettings:
     load_balancer_scheme: Literal["internal", "internet-facing"]
     """Scheme of the burst Triton NLB."""
     allowed_cidrs: tuple[str, ...]
-    """Source ranges allowed through the NLB."""
+    """Source ranges allowed through the NLB: the private site's egress, never empty or /0."""
     admin_arns: tuple[str, ...]
     """Extra cluster admins."""
     api_public_cidrs: tuple[str, ...]
@@ -299,12 +300,19 @@ def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettin
             read.problem(key, f"is 0, so there are no {capacity} nodes for pool {', '.join(pools)}")
     scheme = read.choice("burstLoadBalancerScheme", ("internal", "internet-facing"))
     allowed = read.cidrs("burstAllowedCidrs")
-    if scheme == "internet-facing" and allowed == ():
+    # Kubernetes reads no source ranges as 0.0.0.0/0: the NLB would admit anyone who can reach it.
+    if allowed == ():
         read.problem(
             "burstAllowedCidrs",
-            "is empty, so an internet-facing NLB would open Triton to the whole internet; "
-            "list the private gateway's egress ranges",
+            f"is empty, so the {scheme or ''} NLB would admit every address that reaches it; "
+            "list the private site's egress ranges (where the gateway's traffic comes from)",
         )
+    for cidr in allowed or ():
+        if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+            read.problem(
+                "burstAllowedCidrs",
+                f"{cidr} admits every address; list the private site's egress ranges instead",
+            )
     return _build(
         BurstSettings,
         region=region,

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the system packages spillover needs that pip cannot provide: HAProxy 2.6+
 # (the local gateway) and iptables (the metrics-outage drill blocks Triton's metrics
-# ports with it). Runs apt-get only when something is missing and we are root;
+# ports with it), and the openssl CLI (the gateway TLS test makes its CAs and certificates
+# with it). Runs apt-get only when something is missing and we are root;
 # otherwise says how.
 set -eu
 
@@ -17,9 +18,14 @@ iptables_ok() {
     command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]
 }
 
+openssl_ok() {
+    command -v openssl >/dev/null 2>&1
+}
+
 missing=""
 haproxy_ok || missing="haproxy"
 iptables_ok || missing="$missing iptables"
+openssl_ok || missing="$missing openssl"
 [ -n "$missing" ] || exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -38,5 +44,8 @@ MSG
 fi
 if ! iptables_ok; then
     echo "note: iptables is not installed; only the metrics-outage drill needs it" >&2
+fi
+if ! openssl_ok; then
+    echo "note: openssl is not installed; only the gateway's burst TLS test needs it" >&2
 fi
 exit 0

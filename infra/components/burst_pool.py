@@ -70,6 +70,7 @@ class BurstPool(pulumi.ComponentResource):
         bucket_arn: pulumi.Input[str],
         tagger: CostTagger,
         provider: aws.Provider,
+        certificate_arn: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("spillover:burst_pool:BurstPool", name, None, opts)
@@ -137,6 +138,7 @@ class BurstPool(pulumi.ComponentResource):
             node_selector={GPU_LABEL: "true"},
             opts=in_cluster,
         )
+        self._certificate_arn = certificate_arn  # the NLBs' TLS listeners (burst_tls.py)
         self.endpoint_hostnames = self._tritons(
             name, workload, burst, charts_dir, oidc, issuer, bucket_name, bucket_arn, in_cluster
         )
@@ -366,6 +368,7 @@ class BurstPool(pulumi.ComponentResource):
                         burst.load_balancer_scheme,
                         burst.allowed_cidrs,
                         self._tags(f"nlb-{triton.pool}"),
+                        self._certificate_arn,
                     ),
                 ),
                 # A new Deployment starts one replica, which waits for a GPU node from zero

@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 
+from components.burst_tls import NEGOTIATION_POLICY
 from components.irsa import ROLE_ANNOTATION
 from components.node_groups import GPU_TAINT
 from components.tagging import annotation_value
@@ -22,6 +23,8 @@ CONTROLLER_SERVICE_ACCOUNT = "spillover-controller"
 BURST_KUBECONFIG_SECRET = "spillover-burst-kubeconfig"
 TRITON_HTTP_PORT = 8000
 GATEWAY_HTTP_PORT = 8000
+NLB_PORTS = ("http", "grpc")
+"""The Triton Service's ports a burst NLB carries: inference only, never metrics (8002)."""
 
 
 def chart_path(charts_dir: Path, chart: str) -> str:
@@ -84,20 +87,29 @@ def triton_values(
 
 
 def nlb_service(
-    scheme: str, allowed_cidrs: tuple[str, ...], tags: dict[str, str]
+    scheme: str,
+    allowed_cidrs: tuple[str, ...],
+    tags: dict[str, str],
+    certificate_arn: pulumi.Input[str],
 ) -> dict[str, Any]:
     """A LoadBalancer Service that AWS provisions as an NLB, tagged for cost allocation.
 
     Both the cloud controller's and the AWS Load Balancer Controller's scheme annotations are
     set, so the NLB is internal or internet-facing whichever of them reconciles the Service.
+    Its listeners are TLS (components/burst_tls.py says why the NLB terminates it), it carries
+    only the inference ports, and it admits only `allowed_cidrs` (the private site's egress).
     """
-    annotations = {
+    annotations: dict[str, pulumi.Input[str]] = {
         "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
         "service.beta.kubernetes.io/aws-load-balancer-scheme": scheme,
         # The NLB is created by Kubernetes, not Pulumi: provider default tags never reach it.
         "service.beta.kubernetes.io/aws-load-balancer-additional-resource-tags": annotation_value(
             tags
         ),
+        # TLS listeners on both inference ports; the NLB forwards plain TCP to the pods.
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": certificate_arn,
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": ",".join(NLB_PORTS),
+        "service.beta.kubernetes.io/aws-load-balancer-ssl-negotiation-policy": (NEGOTIATION_POLICY),
     }
     if scheme == "internal":
         annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] = "true"
@@ -105,6 +117,8 @@ def nlb_service(
         "type": "LoadBalancer",
         "annotations": annotations,
         "loadBalancerSourceRanges": list(allowed_cidrs),
+        # Metrics reach the controller another way (per replica, not through a balancer).
+        "exposeMetrics": False,
     }
 
 
@@ -115,11 +129,17 @@ def gateway_values(
     private_slots: int,
     burst_hostnames: dict[str, pulumi.Output[str]],
     burst_slots: int,
+    burst_ca_certificate: pulumi.Input[str],
+    burst_server_names: dict[str, str],
 ) -> dict[str, Any]:
-    """spillover-gateway: the private pool by its headless Service, each burst pool by its NLB."""
+    """spillover-gateway: the private pool by its headless Service, each burst pool by its NLB.
+
+    Burst traffic goes over TLS, verified against the program's CA and each pool's name.
+    """
     private = workload.private_triton
     return {
         "service": {"type": service_type},
+        "burstTls": {"enabled": True, "caCertificate": burst_ca_certificate},
         "pools": {
             "private": {
                 "name": private.pool,
@@ -135,6 +155,7 @@ def gateway_values(
                 {
                     "name": triton.pool,
                     "hostname": burst_hostnames[triton.pool],
+                    "tlsServerName": burst_server_names[triton.deployment],
                     "slots": burst_slots,
                     "weight": 0,
                 }

@@ -31,6 +31,8 @@ class PrivateSite(pulumi.ComponentResource):
         controller_role_arn: pulumi.Input[str],
         burst_hostnames: dict[str, pulumi.Output[str]],
         burst_slots: int,
+        burst_ca_certificate: pulumi.Input[str],
+        burst_server_names: dict[str, str],
         burst_kubeconfig: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -82,6 +84,8 @@ class PrivateSite(pulumi.ComponentResource):
                 private_slots=private.gpu_replicas,
                 burst_hostnames=burst_hostnames,
                 burst_slots=burst_slots,
+                burst_ca_certificate=burst_ca_certificate,
+                burst_server_names=burst_server_names,
             ),
             opts=pulumi.ResourceOptions.merge(
                 in_cluster, pulumi.ResourceOptions(depends_on=[triton])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import yaml
 
 from tests.charts.conftest import RenderChart
-from tests.charts.rendering import NAMESPACE, selects
+from tests.charts.rendering import NAMESPACE, chart_dir, load_yaml, selects
 
 
 def test_gateway_discovers_the_private_pool_through_tritons_headless_service(
@@ -70,11 +70,16 @@ def test_gateway_pool_names_are_the_controllers(
                     "hostname": f"{p['name'].replace('_', '-')}.elb.amazonaws.com",
                     "slots": p["max_replicas"],
                     "weight": 0,
+                    "tlsServerName": f"{p['name'].replace('_', '-')}.burst.spillover.internal",
                 }
                 for p in config["pools"]
                 if p["role"] == "burst"
             ]
-        }
+        },
+        # The example CA of the chart's burst CI values: burst pools are reached over TLS.
+        "burstTls": load_yaml(chart_dir("spillover-gateway") / "ci" / "burst-enabled-values.yaml")[
+            "burstTls"
+        ],
     }
     cfg = render_gateway(gateway_values).one("ConfigMap")["data"]["haproxy.cfg"]
     prefixes = {

@@ -22,6 +22,7 @@ from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import pool_of_server
 from spillover.model.contract import MODEL_NAME
 from tests.charts.conftest import RenderChart
+from tests.charts.gateway_locally import mounted
 from tests.charts.rendering import Rendered, chart_dir, ci_values_files, container, load_yaml
 from tests.drivers.gateway_harness import make_spec, unused_slot
 from tests.support import load_script
@@ -137,12 +138,16 @@ def test_runtime_api_on_9999_and_prometheus_exporter(render_gateway: RenderChart
     "values_file",
     [pytest.param(path, id=path.name) for path in ci_values_files("spillover-gateway")],
 )
-def test_haproxy_accepts_the_rendered_config(render_gateway: RenderChart, values_file: Any) -> None:
+def test_haproxy_accepts_the_rendered_config(
+    render_gateway: RenderChart, values_file: Any, tmp_path: Path
+) -> None:
     try:
         find_haproxy()
     except HaproxyNotFoundError:
         pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    warnings = check_config(_haproxy_cfg(render_gateway(load_yaml(values_file))))
+    files = render_gateway(load_yaml(values_file)).one("ConfigMap")["data"]
+    # With its files (the burst pools' CA) where the pod would find them.
+    warnings = check_config(mounted(files, tmp_path))
     # parse-resolv-conf reads this machine's resolv.conf; whether its nameserver is reachable
     # from here says nothing about the config.
     assert [w for w in warnings if "can't connect socket for nameserver" not in w] == []

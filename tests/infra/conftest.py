@@ -134,6 +134,11 @@ def node_group_name(inputs: dict[str, Any]) -> str:
     return inputs.get("nodeGroupName") or inputs["nodeGroupNamePrefix"] + "0" * 26
 
 
+def mock_pem(kind: str, name: str) -> str:
+    """What the mocks answer for a tls resource's PEM output."""
+    return f"-----BEGIN {kind}-----\n{name}\n-----END {kind}-----\n"
+
+
 def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) -> dict[str, Any]:
     """Outputs AWS or Kubernetes would fill in."""
     if typ == "aws:s3/bucket:Bucket":
@@ -158,6 +163,16 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) 
         }
     if typ == "aws:ec2/launchTemplate:LaunchTemplate":
         return {"latestVersion": 1}
+    # PEM-shaped stand-ins naming the resource, so a test can tell which key or cert went where.
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": mock_pem("PRIVATE KEY", name)}
+    if typ in (
+        "tls:index/selfSignedCert:SelfSignedCert",
+        "tls:index/locallySignedCert:LocallySignedCert",
+    ):
+        return {"certPem": mock_pem("CERTIFICATE", name)}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": mock_pem("CERTIFICATE REQUEST", name)}
     if typ == "kubernetes:helm.sh/v3:Release":
         return {"status": {"namespace": inputs.get("namespace"), "name": inputs.get("name")}}
     if typ == "kubernetes:core/v1:Service" and read_id:

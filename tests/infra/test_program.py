@@ -16,6 +16,8 @@ def test_the_stack_exports_what_operators_need(example: Deployment) -> None:
         "burstKubeconfig",
         "burstClusterName",
         "modelBucket",
+        "burstCaCertificate",
+        "burstTlsServerNames",
     }
 
 
@@ -34,7 +36,7 @@ def test_each_burst_pool_has_its_nlb_endpoint(example: Deployment) -> None:
     endpoints = example.outputs["burstEndpoints"]
     assert sorted(endpoints) == sorted(burst_pools)
     for pool, url in endpoints.items():
-        assert url.startswith("http://") and ".elb.us-east-1.amazonaws.com:8000" in url, pool
+        assert url.startswith("https://") and ".elb.us-east-1.amazonaws.com:8000" in url, pool
 
 
 def test_the_burst_kubeconfig_is_exported_as_a_secret(example: Deployment) -> None:

@@ -45,7 +45,12 @@ def test_every_key_is_typed_described_and_defaulted_or_required(key: str) -> Non
         assert _fits(spec["type"], spec["default"]), f"{key}: default is not a {spec['type']}"
     else:
         # A key without default must be set per stack; the program says so by name.
-        assert key in {"privateKubeconfig", "privateOidcIssuerUrl", "controllerImage"}, key
+        assert key in {
+            "privateKubeconfig",
+            "privateOidcIssuerUrl",
+            "controllerImage",
+            "burstAllowedCidrs",
+        }, key
 
 
 def _fits(kind: str, value: Any) -> bool:
@@ -83,6 +88,7 @@ def test_defaults_alone_are_a_valid_stack_once_required_keys_are_set() -> None:
             "privateKubeconfig": "apiVersion: v1\nkind: Config\n",
             "privateOidcIssuerUrl": "https://oidc.gpu.example.com",
             "controllerImage": "registry.example.com/spillover:0.1.0",
+            "burstAllowedCidrs": ["192.168.0.0/16"],
         }
     )
     assert settings.burst.availability_zones == ()  # the region's first two, found at deploy
@@ -128,8 +134,28 @@ BAD_CONFIG = [
     pytest.param(
         {"burstLoadBalancerScheme": "internet-facing", "burstAllowedCidrs": []},
         "burstAllowedCidrs",
-        "whole internet",
+        "internet-facing NLB would admit every address",
         id="open-internet-facing-nlb",
+    ),
+    # Kubernetes reads no source ranges as 0.0.0.0/0, internal or not.
+    pytest.param(
+        {"burstAllowedCidrs": []},
+        "burstAllowedCidrs",
+        "internal NLB would admit every address",
+        id="open-internal-nlb",
+    ),
+    pytest.param({"burstAllowedCidrs": None}, "burstAllowedCidrs", "not set", id="no-nlb-ranges"),
+    pytest.param(
+        {"burstAllowedCidrs": ["192.168.0.0/16", "0.0.0.0/0"]},
+        "burstAllowedCidrs",
+        "0.0.0.0/0 admits every address",
+        id="nlb-open-to-all-ipv4",
+    ),
+    pytest.param(
+        {"burstAllowedCidrs": ["::/0"]},
+        "burstAllowedCidrs",
+        "::/0 admits every address",
+        id="nlb-open-to-all-ipv6",
     ),
     pytest.param({"burstAllowedCidrs": ["everyone"]}, "burstAllowedCidrs", "CIDR", id="bad-cidr"),
     pytest.param(

@@ -64,22 +64,42 @@ Labels of a resource that plays its own part (component) in the release.
 {{- end }}
 
 {{/*
-Every pool as {name, address, slots, weight}: the private pool's headless Service by its cluster
-DNS name, then the burst pools' load balancers. Fails on a pool name used twice, since the
-controller tells pools apart by their server names.
+Where HAProxy reads the burst pools' CA: the ConfigMap's burst-ca.crt, beside haproxy.cfg.
+*/}}
+{{- define "spillover-gateway.burstCaFile" -}}
+/usr/local/etc/haproxy/burst-ca.crt
+{{- end }}
+
+{{/*
+Every pool as {name, address, slots, weight, tls}: the private pool's headless Service by its
+cluster DNS name, then the burst pools' load balancers. `tls` is the server options that make a
+burst pool's connections (traffic and checks) TLS, verified against burstTls.caCertificate for
+the pool's tlsServerName (sent as SNI); empty for the private pool, whose hop stays in-cluster.
+Fails on a pool name used twice, since the controller tells pools apart by their server names,
+and on a burst pool that TLS cannot verify.
 */}}
 {{- define "spillover-gateway.pools" -}}
 {{- $private := .Values.pools.private }}
 {{- $namespace := $private.namespace | default .Release.Namespace }}
 {{- $address := printf "%s.%s.svc.%s" $private.service $namespace .Values.clusterDomain }}
-{{- $pools := list (dict "name" $private.name "address" $address "slots" $private.slots "weight" $private.weight) }}
+{{- $pools := list (dict "name" $private.name "address" $address "slots" $private.slots "weight" $private.weight "tls" "") }}
 {{- $seen := dict $private.name true }}
 {{- range .Values.pools.burst }}
 {{- if hasKey $seen .name }}
 {{- fail (printf "pools: the name %q is used twice; each pool needs its own name (its servers are named %s-<index>)" .name .name) }}
 {{- end }}
 {{- $_ := set $seen .name true }}
-{{- $pools = append $pools (dict "name" .name "address" .hostname "slots" .slots "weight" .weight) }}
+{{- $tls := "" }}
+{{- if $.Values.burstTls.enabled }}
+{{- if not $.Values.burstTls.caCertificate }}
+{{- fail (printf "burstTls.caCertificate: burst pool %q is reached over TLS, which needs the CA that signed its certificate (the Pulumi program's burstCaCertificate output); burstTls.enabled=false sends its traffic in plaintext" .name) }}
+{{- end }}
+{{- if not .tlsServerName }}
+{{- fail (printf "pools.burst[%s].tlsServerName: the name the pool's certificate carries is needed to verify it (burstTls.enabled)" .name) }}
+{{- end }}
+{{- $tls = printf "ssl verify required ca-file %s sni str(%s) verifyhost %s check-sni %s ssl-min-ver %s" (include "spillover-gateway.burstCaFile" $) .tlsServerName .tlsServerName .tlsServerName $.Values.burstTls.minVersion }}
+{{- end }}
+{{- $pools = append $pools (dict "name" .name "address" .hostname "slots" .slots "weight" .weight "tls" $tls) }}
 {{- end }}
 {{- toJson $pools }}
 {{- end }}
