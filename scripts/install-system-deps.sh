@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the system packages spillover needs that pip cannot provide: HAProxy 2.6+
-# (the local gateway) and iptables (the metrics-outage drill blocks Triton's metrics
-# ports with it). Runs apt-get only when something is missing and we are root;
+# (the local gateway), iptables (the metrics-outage drill blocks Triton's metrics
+# ports with it) and Prometheus with promtool (the chart's alert rules and dashboard
+# queries are checked and evaluated by a real Prometheus in tests). Runs apt-get only when something is missing and we are root;
 # otherwise says how.
 set -eu
 
@@ -17,9 +18,15 @@ iptables_ok() {
     command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]
 }
 
+prometheus_ok() {
+    { command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } &&
+        { command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; }
+}
+
 missing=""
 haproxy_ok || missing="haproxy"
 iptables_ok || missing="$missing iptables"
+prometheus_ok || missing="$missing prometheus"
 [ -n "$missing" ] || exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -33,6 +40,14 @@ if ! haproxy_ok; then
 spillover needs HAProxy 2.6 or newer for its local gateway, and it is not installed.
   Debian/Ubuntu:  sudo apt-get install haproxy
   elsewhere:      install haproxy 2.6+ and put it on PATH
+MSG
+    exit 1
+fi
+if ! prometheus_ok; then
+    cat >&2 <<'MSG'
+spillover's alert-rule and dashboard tests need Prometheus and promtool, not installed.
+  Debian/Ubuntu:  sudo apt-get install prometheus
+  elsewhere:      install prometheus 2.x (with promtool) and put both on PATH
 MSG
     exit 1
 fi
