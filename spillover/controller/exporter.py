@@ -200,6 +200,14 @@ class Exporter(Collector):
             "SLO: end-to-end p99 latency.",
             value=slo.p99_latency_ms / 1000,
         )
+        cold_start = GaugeMetricFamily(
+            "spillover_pool_cold_start_seconds",
+            "How long a new replica of a pool is expected to take to become ready.",
+            labels=["pool"],
+        )
+        for pool in self.config.pools:
+            cold_start.add_metric([pool.name], pool.cold_start_seconds)
+        yield cold_start
         cap = self.config.budget.monthly_cap_usd
         if cap is not None:
             yield GaugeMetricFamily(
@@ -232,6 +240,11 @@ class Exporter(Collector):
             "The worst replica's average queue time: a p99-ish signal.",
             labels=["pool"],
         )
+        oldest_starting = GaugeMetricFamily(
+            "spillover_pool_oldest_starting_seconds",
+            "Age of a pool's oldest replica still starting (0 when none is).",
+            labels=["pool"],
+        )
         capacity = GaugeMetricFamily(
             "spillover_pool_capacity_rps",
             "Requests per second a pool's ready replicas serve when fully busy (measured).",
@@ -258,10 +271,14 @@ class Exporter(Collector):
                 queue.add_metric([pool.name], observed.queue_time_ms / 1000)
             if observed.queue_time_p99_ms is not None:
                 queue_p99.add_metric([pool.name], observed.queue_time_p99_ms / 1000)
+            starting = [r.started_at for r in observed.replicas if r.phase == "starting"]
+            oldest_starting.add_metric(
+                [pool.name], snapshot.at - min(starting) if starting else 0.0
+            )
             if observed.service_rate_rps is not None:
                 capacity.add_metric([pool.name], observed.ready * observed.service_rate_rps)
             price.add_metric([pool.name], observed.running * pool.price.hourly_usd)
-        yield from (replicas, weight, served, queue, queue_p99, capacity, price)
+        yield from (replicas, weight, served, queue, queue_p99, oldest_starting, capacity, price)
         demand = GaugeMetricFamily(
             "spillover_demand_rps",
             "Requests per second: observed at the gateway, and planned for (forecast).",

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from spillover.controller.decisions import Mode, SetMode
 from spillover.controller.exporter import Exporter
 from spillover.controller.policy import PolicyState
-from spillover.controller.snapshot import PoolObservation, Snapshot
+from spillover.controller.snapshot import PoolObservation, ReplicaObservation, Snapshot
 from tests.controller.simulated import START, scenario_config
 
 
@@ -91,3 +91,18 @@ def test_slo_and_budget_targets_are_exported_in_base_units():
     assert samples[("spillover_slo_queue_time_seconds", ())] == config.slo.queue_time_ms / 1000
     assert samples[("spillover_slo_p99_latency_seconds", ())] == config.slo.p99_latency_ms / 1000
     assert samples[("spillover_budget_monthly_cap_usd", ())] == 500.0
+
+
+def test_the_oldest_starting_replica_s_age_is_exported_beside_the_cold_start():
+    exporter = Exporter(scenario_config(), lambda: {})
+    replicas = (
+        ReplicaObservation("spot-0", "starting", START - 30),
+        ReplicaObservation("spot-1", "starting", START - 5),
+        ReplicaObservation("spot-2", "ready", START - 300),
+    )
+    observed = Snapshot(at=START, demand_rps=0, pools=(PoolObservation("spot", replicas),))
+    exporter.update(observed, PolicyState(), [], 0.01)
+    samples = scrape(exporter)
+    assert samples[("spillover_pool_oldest_starting_seconds", (("pool", "spot"),))] == 30
+    assert samples[("spillover_pool_oldest_starting_seconds", (("pool", "private"),))] == 0
+    assert samples[("spillover_pool_cold_start_seconds", (("pool", "spot"),))] == 20
