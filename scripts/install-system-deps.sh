@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the system packages spillover needs that pip cannot provide: HAProxy 2.6+
-# (the local gateway) and iptables (the metrics-outage drill blocks Triton's metrics
-# ports with it), and the openssl CLI (the gateway TLS test makes its CAs and certificates
-# with it). Runs apt-get only when something is missing and we are root;
+# (the local gateway), iptables (the metrics-outage drill blocks Triton's metrics
+# ports with it), the openssl CLI (the gateway TLS test makes its CAs and certificates
+# with it) and Prometheus with promtool (the chart's alert rules are checked and
+# unit-tested with promtool). Runs apt-get only when something is missing and we are root;
 # otherwise says how.
 set -eu
 
@@ -22,17 +23,24 @@ openssl_ok() {
     command -v openssl >/dev/null 2>&1
 }
 
+prometheus_ok() {
+    { command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } &&
+        { command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; }
+}
+
 missing=""
 haproxy_ok || missing="haproxy"
 iptables_ok || missing="$missing iptables"
 openssl_ok || missing="$missing openssl"
+prometheus_ok || missing="$missing prometheus"
 [ -n "$missing" ] || exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing$missing with apt-get ..."
     apt-get update -qq >/dev/null
     # shellcheck disable=SC2086 # one word per package
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    # No recommends: Debian's prometheus would pull in node-exporter, a daemon nothing here uses.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 if ! haproxy_ok; then
     cat >&2 <<'MSG'
@@ -41,6 +49,9 @@ spillover needs HAProxy 2.6 or newer for its local gateway, and it is not instal
   elsewhere:      install haproxy 2.6+ and put it on PATH
 MSG
     exit 1
+fi
+if ! prometheus_ok; then
+    echo "note: prometheus/promtool are not installed; only the chart's alert-rule tests need them" >&2
 fi
 if ! iptables_ok; then
     echo "note: iptables is not installed; only the metrics-outage drill needs it" >&2

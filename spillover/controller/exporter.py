@@ -3,6 +3,11 @@
 Values are the last tick's, gathered at scrape time by one collector, so a pool
 that disappears from the config disappears from the metrics too. Spend comes
 straight from the ledger, so the counter survives controller restarts.
+
+Request counters are the observed rates integrated over the time between ticks,
+so `rate()` over them gives back the rates, and a gateway restart (its own
+counters starting again at 0) never makes them go backwards. Units are base
+units: seconds, requests, US dollars.
 """
 
 from __future__ import annotations
@@ -13,14 +18,23 @@ from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from spillover.config import SpilloverConfig
-from spillover.controller.decisions import Mode
+from spillover.controller.decisions import Decision, Mode
 from spillover.controller.policy import PolicyState
 from spillover.controller.snapshot import Snapshot
 from spillover.errors import PermanentError
+
+TICK_DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Seconds: a healthy tick reads a few endpoints (tens of ms); one near the tick
+interval (seconds) is too slow."""
 
 
 @dataclass
@@ -28,6 +42,46 @@ class _LastTick:
     snapshot: Snapshot
     state: PolicyState
     duration_s: float
+
+
+class _Counts:
+    """What the counters hold: ticks, requests per pool and outcome, tick durations."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.failures = 0
+        self.decisions: dict[str, int] = {}
+        self.arrived = 0.0
+        self.requests: dict[tuple[str, str], float] = {}
+        self.duration_buckets = [0] * len(TICK_DURATION_BUCKETS_S)
+        self.duration_count = 0
+        self.duration_sum_s = 0.0
+
+    def add_tick(self, duration_s: float, failures: int, decisions: Sequence[Decision]) -> None:
+        self.ticks += 1
+        self.failures += failures
+        for decision in decisions:
+            kind = type(decision).__name__
+            self.decisions[kind] = self.decisions.get(kind, 0) + 1
+        self.duration_count += 1
+        self.duration_sum_s += duration_s
+        for index, bound in enumerate(TICK_DURATION_BUCKETS_S):
+            if duration_s <= bound:
+                self.duration_buckets[index] += 1
+
+    def add_requests(self, previous: Snapshot, snapshot: Snapshot) -> None:
+        """Add the requests of the interval between two snapshots: each rate was
+        observed at the interval's end, so it stands for the interval. A rate the
+        observer could not read (None) adds nothing rather than a guess."""
+        elapsed_s = snapshot.at - previous.at
+        if elapsed_s <= 0:
+            return
+        if snapshot.demand_rps is not None:
+            self.arrived += snapshot.demand_rps * elapsed_s
+        for pool in snapshot.pools:
+            for outcome, rps in (("served", pool.served_rps), ("failed", pool.failed_rps)):
+                key = (pool.name, outcome)
+                self.requests[key] = self.requests.get(key, 0.0) + (rps or 0.0) * elapsed_s
 
 
 class Exporter(Collector):
@@ -42,8 +96,7 @@ class Exporter(Collector):
         self.registry.register(self)
         self._lock = threading.Lock()
         self._last: _LastTick | None = None
-        self._ticks = 0
-        self._failures = 0
+        self._counts = _Counts()
         self._server: WSGIServer | None = None
 
     def update(
@@ -52,11 +105,14 @@ class Exporter(Collector):
         state: PolicyState,
         failures: Sequence[object],
         duration_s: float,
+        said: Sequence[Decision] = (),
     ) -> None:
+        """Take a tick's results; `said` are the decisions that changed something."""
         with self._lock:
+            if self._last is not None:
+                self._counts.add_requests(self._last.snapshot, snapshot)
+            self._counts.add_tick(duration_s, len(failures), said)
             self._last = _LastTick(snapshot, state, duration_s)
-            self._ticks += 1
-            self._failures += len(failures)
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics in a background thread; returns the port (0 picks one)."""
@@ -77,23 +133,88 @@ class Exporter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            last, ticks, failures = self._last, self._ticks, self._failures
-        yield CounterMetricFamily(
-            "spillover_ticks", "Controller ticks since it started.", value=ticks
-        )
-        yield CounterMetricFamily(
-            "spillover_actuation_failures",
-            "Decisions an actuator could not apply (each retried next tick).",
-            value=failures,
-        )
+            last = self._last
+            counters = list(self._counters(self._counts))
+        yield from counters
         spend = CounterMetricFamily(
             "spillover_spend_usd", "Spend recorded in the ledger, per pool.", labels=["pool"]
         )
         for pool, usd in sorted(self.spend_by_pool().items()):
             spend.add_metric([pool], usd)
         yield spend
+        yield from self._config_metrics()
         if last is not None:
             yield from self._tick_metrics(last)
+
+    def _counters(self, counts: _Counts) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "spillover_ticks", "Controller ticks since it started.", value=counts.ticks
+        )
+        yield CounterMetricFamily(
+            "spillover_actuation_failures",
+            "Decisions an actuator could not apply (each retried next tick).",
+            value=counts.failures,
+        )
+        decisions = CounterMetricFamily(
+            "spillover_decisions",
+            "Decisions that changed something (a size, the shares, the mode, an alert), by kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(counts.decisions.items()):
+            decisions.add_metric([kind], count)
+        yield decisions
+        yield CounterMetricFamily(
+            "spillover_requests_arrived",
+            "Requests that arrived at the gateway, all pools together.",
+            value=counts.arrived,
+        )
+        requests = CounterMetricFamily(
+            "spillover_requests",
+            "Requests the gateway sent to a pool, by outcome (served or failed).",
+            labels=["pool", "outcome"],
+        )
+        for (pool, outcome), total in sorted(counts.requests.items()):
+            requests.add_metric([pool, outcome], total)
+        yield requests
+        cumulative = [
+            (str(bound), float(count))
+            for bound, count in zip(TICK_DURATION_BUCKETS_S, counts.duration_buckets, strict=True)
+        ]
+        yield HistogramMetricFamily(
+            "spillover_tick_duration_seconds",
+            "How long ticks take: observe, decide, act, record.",
+            buckets=[*cumulative, ("+Inf", float(counts.duration_count))],
+            sum_value=counts.duration_sum_s,
+        )
+
+    def _config_metrics(self) -> Iterator[Metric]:
+        """The targets dashboards and alerts compare against, from the config."""
+        slo = self.config.slo
+        yield GaugeMetricFamily(
+            "spillover_slo_queue_time_seconds",
+            "SLO: the queue time above which a pool counts as saturated.",
+            value=slo.queue_time_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "spillover_slo_p99_latency_seconds",
+            "SLO: end-to-end p99 latency.",
+            value=slo.p99_latency_ms / 1000,
+        )
+        cold_start = GaugeMetricFamily(
+            "spillover_pool_cold_start_seconds",
+            "How long a new replica of a pool is expected to take to become ready.",
+            labels=["pool"],
+        )
+        for pool in self.config.pools:
+            cold_start.add_metric([pool.name], pool.cold_start_seconds)
+        yield cold_start
+        cap = self.config.budget.monthly_cap_usd
+        if cap is not None:
+            yield GaugeMetricFamily(
+                "spillover_budget_monthly_cap_usd",
+                "Ceiling on burst spend this calendar month (UTC).",
+                value=cap,
+            )
 
     def _tick_metrics(self, last: _LastTick) -> Iterator[Metric]:
         snapshot, state = last.snapshot, last.state
@@ -112,6 +233,21 @@ class Exporter(Collector):
         queue = GaugeMetricFamily(
             "spillover_pool_queue_time_seconds",
             "Average time requests waited in Triton's queue.",
+            labels=["pool"],
+        )
+        queue_p99 = GaugeMetricFamily(
+            "spillover_pool_queue_time_p99_seconds",
+            "The worst replica's average queue time: a p99-ish signal.",
+            labels=["pool"],
+        )
+        oldest_starting = GaugeMetricFamily(
+            "spillover_pool_oldest_starting_seconds",
+            "Age of a pool's oldest replica still starting (0 when none is).",
+            labels=["pool"],
+        )
+        capacity = GaugeMetricFamily(
+            "spillover_pool_capacity_rps",
+            "Requests per second a pool's ready replicas serve when fully busy (measured).",
             labels=["pool"],
         )
         price = GaugeMetricFamily(
@@ -133,8 +269,16 @@ class Exporter(Collector):
                 served.add_metric([pool.name], observed.served_rps)
             if observed.queue_time_ms is not None:
                 queue.add_metric([pool.name], observed.queue_time_ms / 1000)
+            if observed.queue_time_p99_ms is not None:
+                queue_p99.add_metric([pool.name], observed.queue_time_p99_ms / 1000)
+            starting = [r.started_at for r in observed.replicas if r.phase == "starting"]
+            oldest_starting.add_metric(
+                [pool.name], snapshot.at - min(starting) if starting else 0.0
+            )
+            if observed.service_rate_rps is not None:
+                capacity.add_metric([pool.name], observed.ready * observed.service_rate_rps)
             price.add_metric([pool.name], observed.running * pool.price.hourly_usd)
-        yield from (replicas, weight, served, queue, price)
+        yield from (replicas, weight, served, queue, queue_p99, oldest_starting, capacity, price)
         demand = GaugeMetricFamily(
             "spillover_demand_rps",
             "Requests per second: observed at the gateway, and planned for (forecast).",
@@ -157,5 +301,12 @@ class Exporter(Collector):
             value=1.0 if state.budget_limited else 0.0,
         )
         yield GaugeMetricFamily(
-            "spillover_tick_duration_seconds", "How long the last tick took.", value=last.duration_s
+            "spillover_burst_spend_month_usd",
+            "Burst spend recorded since the start of this UTC month (what the cap counts).",
+            value=snapshot.burst_spend_this_month_usd,
+        )
+        yield GaugeMetricFamily(
+            "spillover_last_tick_timestamp_seconds",
+            "When the last tick's snapshot was taken (Unix time).",
+            value=snapshot.at,
         )

@@ -87,7 +87,7 @@ class ControllerLoop:
         self._record(now, snapshot, said)
         duration = time.perf_counter() - started
         if self.exporter is not None:
-            self.exporter.update(snapshot, self.state, failures, duration)
+            self.exporter.update(snapshot, self.state, failures, duration, said)
         return TickReport(now, decisions, said, failures, duration, snapshot)
 
     def run(self, stop: threading.Event, max_ticks: int | None = None) -> int:

@@ -29,7 +29,10 @@ NAMESPACE = "spillover"
 NEWEST_KUBERNETES = kubernetes_validate.latest_version()
 """Newest schema kubernetes-validate ships: manifests must not use APIs removed since the floor."""
 
-CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_RESOURCES = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 """Kinds from CRDs, for which kubernetes-validate has no schema (the tests check them apart)."""
 
 
