@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from spillover import config_cli, demo
     from spillover.bench import cli as bench_cli
     from spillover.controller import cli as controller_cli
+    from spillover.drivers import eks_token_cli
     from spillover.local import cli as local_cli
     from spillover.model import cli as model_cli
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_cli.register(commands)
     controller_cli.register(commands, local_cli.DEFAULT_RUN_DIR)
     demo.register(commands)
+    eks_token_cli.register(commands)
     bench_cli.register(commands)
     loadtest_cli.register(commands)
     return parser
