@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import botocore.session
+from botocore.credentials import Credentials
 from botocore.hooks import HierarchicalEmitter
 from botocore.model import ServiceId
-from botocore.credentials import Credentials
 from botocore.signers import RequestSigner
 
 from spillover.errors import SpilloverError
@@ -69,7 +69,7 @@ def session_credentials(profile: str | None = None) -> Credentials:
 
 def exec_credential(token: str, now: datetime) -> str:
     """The ExecCredential JSON kubectl and the kubernetes client read from an exec plugin."""
-    expires = (now + REFRESH_AFTER).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expires = (now + REFRESH_AFTER).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps(
         {
             "apiVersion": "client.authentication.k8s.io/v1beta1",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,5 +21,5 @@ def _print_token(args: argparse.Namespace) -> int:
 
     credentials = eks_token.session_credentials(args.profile)
     token = eks_token.presigned_token(args.cluster_name, args.region, credentials)
-    print(eks_token.exec_credential(token, datetime.now(UTC)))
+    print(eks_token.exec_credential(token, datetime.now(timezone.utc)))
     return 0
