@@ -19,6 +19,7 @@ AREAS = (
     ("spillover.local.cli", "local", ("local",)),
     ("spillover.controller.cli", "controller", ("controller", "status", "spend")),
     ("spillover.demo", "local", ("demo",)),
+    ("spillover.drivers.eks_token_cli", "controller", ("eks-token",)),
     ("spillover.bench.cli", "local", ("bench",)),
     ("loadtest.cli", "local", ("load", "drill")),
 )

@@ -1,4 +1,4 @@
-"""A kubeconfig for EKS that holds no credential: tokens come from `aws eks get-token`."""
+"""A kubeconfig for EKS that holds no credential: tokens come from `spillover eks-token`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 def eks_kubeconfig(
     cluster_name: str, endpoint: str, certificate_authority: str, region: str
 ) -> str:
-    """kubeconfig (JSON, which is YAML) whose user runs `aws eks get-token` for a fresh token.
+    """kubeconfig (JSON, which is YAML) whose user runs `spillover eks-token` for a fresh token.
 
-    Whoever uses it authenticates as their own AWS identity: the engineer running `pulumi up`,
-    or the controller through its IAM role. Nothing secret is written into the file.
+    The exec plugin is the controller's own entry point, signing with botocore in-process, so
+    no AWS CLI is needed: the controller image, `pulumi up` (from the repo's venv) and kubectl
+    users all have it. The kubernetes client re-runs it when the 14-minute expiry passes.
+    Whoever uses it authenticates as their own AWS identity; nothing secret is in the file.
     """
     return json.dumps(
         {
@@ -36,16 +38,13 @@ def eks_kubeconfig(
                     "user": {
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
+                            "command": "spillover",
                             "args": [
-                                "eks",
-                                "get-token",
+                                "eks-token",
                                 "--cluster-name",
                                 cluster_name,
                                 "--region",
                                 region,
-                                "--output",
-                                "json",
                             ],
                             "interactiveMode": "Never",
                         }

@@ -216,8 +216,8 @@ def test_the_burst_kubeconfig_gets_tokens_from_aws_not_from_a_stored_credential(
     kubeconfig = yaml.safe_load(example.outputs["burstKubeconfig"])
     (user,) = kubeconfig["users"]
     assert set(user["user"]) == {"exec"}, "no token, certificate or password in the kubeconfig"
-    assert user["user"]["exec"]["command"] == "aws"
-    assert user["user"]["exec"]["args"][:2] == ["eks", "get-token"]
+    assert user["user"]["exec"]["command"] == "spillover", "no AWS CLI needed"
+    assert user["user"]["exec"]["args"][:1] == ["eks-token"]
     assert example.named("burst-k8s").inputs["kubeconfig"], "the EKS provider uses it"
 
 
