@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote, parse_qs, urlsplit
 
 CREATED = "2025-11-11T00:00:00Z"
 HANG_S = 10.0
@@ -42,7 +42,7 @@ _ROUTES = (
     ("scale", re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")),
     ("deployment", re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)$")),
     ("pods", re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")),
-    ("pod_proxy", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\\d+)/proxy/metrics$")),
+    ("pod_proxy", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy/metrics$")),
 )
 
 
@@ -334,7 +334,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
-            route, groups = _route(method, url.path)
+            route, groups = _route(method, unquote(url.path))
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             request = RecordedRequest(
@@ -346,7 +346,13 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             api._record(request)
-            if route not in ("get_scale", "patch_scale", "get_deployment", "list_pods", "get_pod_proxy"):
+            if route not in (
+                "get_scale",
+                "patch_scale",
+                "get_deployment",
+                "list_pods",
+                "get_pod_proxy",
+            ):
                 code, body = _status(404, "the server could not find the requested resource")
             else:
                 code, body = api._answer(request, groups)
