@@ -151,10 +151,15 @@ class KubernetesPoolDriver:
         """The pod's /metrics through the API server: the one per-pod path that crosses
         sites (an NLB would read a random replica)."""
         with self._api_call("get", "pods/proxy"):
-            text = self._core().connect_get_namespaced_pod_proxy_with_path(
-                f"{pod}:{port}", self.target.namespace, "metrics", _request_timeout=timeout_s
+            # Raw body: the client would otherwise hand back the repr of the bytes.
+            response = self._core().connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:{port}",
+                self.target.namespace,
+                "metrics",
+                _request_timeout=timeout_s,
+                _preload_content=False,
             )
-        return str(text)
+        return str(response.data.decode())
 
     def scale(self, pool: str, replicas: int) -> None:
         if pool != self.pool:
