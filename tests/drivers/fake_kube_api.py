@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 CREATED = "2025-11-11T00:00:00Z"
 HANG_S = 10.0

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from spillover.config import MetricsPath
 from spillover.controller import scraping
+from spillover.drivers.kubernetes import KubernetesPoolDriver
 from spillover.settings import DEFAULTS
 from tests.drivers.fake_kube_api import FakeKubeApi, pod
 from tests.drivers.test_kubernetes import LABELS, NAMESPACE, _pool, kube_api, kubeconfig  # noqa: F401
-
-from spillover.drivers.kubernetes import KubernetesPoolDriver
 
 
 def _queue_text(queue_us: int) -> str:
@@ -33,9 +32,10 @@ def test_each_pod_is_read_through_its_own_pod_proxy(kube_api: FakeKubeApi, kubec
     kube_api.pod_metrics[(NAMESPACE, "triton-a", 8002)] = _queue_text(111)
     kube_api.pod_metrics[(NAMESPACE, "triton-b", 8002)] = _queue_text(222)
     replicas = _driver(kubeconfig, "apiserver-proxy").replicas()
-    unreachable = lambda url, timeout: (_ for _ in ()).throw(
-        AssertionError(f"direct fetch of {url}")
-    )  # noqa: E731
+
+    def unreachable(url: str, timeout_s: float) -> str:
+        raise AssertionError(f"direct fetch of {url}: pod IPs are unreachable across sites")
+
     answers = scraping.scrape_all(replicas, unreachable, DEFAULTS.observe, lambda: 0.0)
     assert {name: a.text for name, a in answers.items()} == {
         "triton-a": _queue_text(111),
