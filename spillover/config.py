@@ -131,6 +131,17 @@ class Price(_Settings):
         return self.usd_per_replica_hour
 
 
+class MetricsPath(_Settings):
+    """How the controller reaches each replica's Triton /metrics."""
+
+    via: Literal["direct", "apiserver-proxy"] = Field(
+        default="direct",
+        description="direct: the pod IP (same cluster or routed network). apiserver-proxy: "
+        "the pool's API server pod proxy, per pod; for a burst cluster at another site "
+        "(needs pods/proxy get in the Triton namespace).",
+    )
+
+
 class KubernetesTarget(_Settings):
     """Where a `kubernetes` pool's Deployment lives."""
 
@@ -142,6 +153,9 @@ class KubernetesTarget(_Settings):
         "controller's in-cluster service account.",
     )
     context: str | None = Field(default=None, description="Context within the kubeconfig.")
+    metrics: MetricsPath = Field(
+        default_factory=MetricsPath, description="How each replica's /metrics is read."
+    )
 
     @model_validator(mode="after")
     def _context_needs_kubeconfig(self) -> KubernetesTarget:

@@ -51,16 +51,17 @@ def scrape_all(
     if not replicas:
         return {}
 
-    def timed(url: str) -> tuple[str, float]:
+    def timed(replica: ReplicaTarget) -> tuple[str, float]:
         before = monotonic()
-        text = fetch(url, timeout_s)
+        if replica.read_metrics is not None:
+            text = replica.read_metrics(timeout_s)
+        else:
+            text = fetch(replica.metrics_url, timeout_s)
         return text, (before + monotonic()) / 2
 
     executor = ThreadPoolExecutor(max_workers=min(settings.max_parallel_scrapes, len(replicas)))
     try:
-        futures = {
-            replica.name: executor.submit(timed, replica.metrics_url) for replica in replicas
-        }
+        futures = {replica.name: executor.submit(timed, replica) for replica in replicas}
         wait(futures.values(), timeout=timeout_s + 0.5)
     finally:
         executor.shutdown(wait=False, cancel_futures=True)

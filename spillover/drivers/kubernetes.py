@@ -16,6 +16,7 @@ empty ``metrics_url``: there is nothing to scrape until it has an address.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -131,8 +132,34 @@ class KubernetesPoolDriver:
                 label_selector=selector,
                 _request_timeout=self.settings.request_timeout_s,
             )
-        targets = [replica_of(self.pool, pod) for pod in pods.items]
+        targets = [self._replica(pod) for pod in pods.items]
         return sorted(targets, key=lambda target: (target.started_at, target.name))
+
+    def _replica(self, pod: Any) -> ReplicaTarget:
+        replica = replica_of(self.pool, pod)
+        if self.target.metrics.via != "apiserver-proxy" or not replica.metrics_url:
+            return replica
+        name, port = pod.metadata.name, _metrics_port(pod)
+        where = f"/api/v1/namespaces/{self.target.namespace}/pods/{name}:{port}/proxy/metrics"
+        return dataclasses.replace(
+            replica,
+            metrics_url=f"{self._client().configuration.host}{where}",
+            read_metrics=lambda timeout_s: self._proxied_metrics(name, port, timeout_s),
+        )
+
+    def _proxied_metrics(self, pod: str, port: int, timeout_s: float) -> str:
+        """The pod's /metrics through the API server: the one per-pod path that crosses
+        sites (an NLB would read a random replica)."""
+        with self._api_call("get", "pods/proxy"):
+            # Raw body: the client would otherwise hand back the repr of the bytes.
+            response = self._core().connect_get_namespaced_pod_proxy_with_path(
+                f"{pod}:{port}",
+                self.target.namespace,
+                "metrics",
+                _request_timeout=timeout_s,
+                _preload_content=False,
+            )
+        return str(response.data.decode())
 
     def scale(self, pool: str, replicas: int) -> None:
         if pool != self.pool:

@@ -8,7 +8,8 @@ key names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -36,6 +37,10 @@ class ReplicaTarget:
     replica (a local slot). None when the gateway knows the pool only as a whole (in a
     cluster its slots are filled from DNS, and a slot says nothing about which pod it
     holds): then the replica is in rotation when any of its pool's servers is."""
+    read_metrics: Callable[[float], str] | None = field(default=None, compare=False, repr=False)
+    """(timeout_seconds) -> the metrics text, when its driver reads them itself (a
+    burst pod through its API server's pod proxy, unreachable directly across sites);
+    None means fetch ``metrics_url``."""
 
 
 class PoolDriver(Protocol):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 CREATED = "2025-11-11T00:00:00Z"
 HANG_S = 10.0
@@ -42,6 +42,7 @@ _ROUTES = (
     ("scale", re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)/scale$")),
     ("deployment", re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)$")),
     ("pods", re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")),
+    ("pod_proxy", re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy/metrics$")),
 )
 
 
@@ -82,6 +83,8 @@ class FakeKubeApi:
         self.pods: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.faults: dict[str, Fault] = {}
+        self.pod_metrics: dict[tuple[str, str, int], str] = {}
+        """(namespace, pod, port) -> the Triton metrics text its pod proxy answers."""
         self._release = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
@@ -128,6 +131,9 @@ class FakeKubeApi:
             if fault.status is not None:
                 return _status(fault.status, f"injected {fault.status}")
             self._release.wait(HANG_S)
+        if request.route == "get_pod_proxy":
+            text = self.pod_metrics.get((groups[0], groups[1], int(groups[2])))
+            return (200, text) if text is not None else _status(503, "no endpoint")
         if request.route == "list_pods":
             return 200, self._pod_list(groups[0], request.query.get("labelSelector", [""])[0])
         deployment = self.deployments.get((groups[0], groups[1]))
@@ -328,7 +334,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
-            route, groups = _route(method, url.path)
+            route, groups = _route(method, unquote(url.path))
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             request = RecordedRequest(
@@ -340,7 +346,13 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             api._record(request)
-            if route not in ("get_scale", "patch_scale", "get_deployment", "list_pods"):
+            if route not in (
+                "get_scale",
+                "patch_scale",
+                "get_deployment",
+                "list_pods",
+                "get_pod_proxy",
+            ):
                 code, body = _status(404, "the server could not find the requested resource")
             else:
                 code, body = api._answer(request, groups)
@@ -348,7 +360,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
             self._send(code, body, fault.retry_after if fault and code >= 400 else None)
 
         def _send(self, code: int, body: Any, retry_after: str | None) -> None:
-            payload = json.dumps(body).encode()
+            payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
