@@ -225,6 +225,12 @@ def _triton_deployments(
                 f"must be a file in {KUBECONFIGS_DIR} (where the burst kubeconfig is mounted), "
                 f"got {target.kubeconfig!r}",
             )
+        if target.metrics.via != "apiserver-proxy":
+            read.problem(
+                f"{key}.kubernetes.metrics.via",
+                "must be apiserver-proxy: nothing routes from the private site to burst pod IPs, "
+                "and the NLB would balance scrapes across pods",
+            )
         kubeconfigs.add(file)
         burst.append(triton)
     if len(private) != 1:

@@ -24,12 +24,18 @@ CONTROLLER_GROUP = "spillover-controller"
 def controller_rules(deployments: list[str]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
     """Read Deployments and pods, change the scale of the pools' own Deployments; no Secrets.
 
-    The same rules the controller chart grants in the private cluster.
+    The controller chart's rules in the private cluster, plus `pods/proxy` get: from the other
+    site the controller reads each burst pod's /metrics through the API server's pod proxy
+    (`kubernetes.metrics.via: apiserver-proxy`), one path per pod, where the NLB would balance
+    scrapes across pods and nothing routes to pod IPs. RBAC cannot narrow it to Triton's pods
+    (no label selectors, and resourceNames cannot name generated pod names): the Role is in
+    the Triton namespace only, where nothing else runs.
     """
     return [
         k8s.rbac.v1.PolicyRuleArgs(
             api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"]
         ),
+        k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods/proxy"], verbs=["get"]),
         k8s.rbac.v1.PolicyRuleArgs(
             api_groups=["apps"], resources=["deployments"], verbs=["get", "list", "watch"]
         ),

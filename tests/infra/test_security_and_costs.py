@@ -225,6 +225,12 @@ def test_the_controllers_burst_rbac_scales_triton_and_reads_no_secrets(example: 
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"{role.name}: wildcard {field}"
         assert "secrets" not in rule["resources"], f"{role.name} can read Secrets"
+    assert not example.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert role.inputs["metadata"]["namespace"] == "spillover", "only in Triton's namespace"
+    (proxy,) = [r for r in rules if "pods/proxy" in r["resources"]]
+    assert (proxy["resources"], proxy["verbs"]) == (["pods/proxy"], ["get"]), (
+        "the per-pod metrics path reads, nothing more"
+    )
     (scale,) = [r for r in rules if "deployments/scale" in r["resources"]]
     assert sorted(scale["resourceNames"]) == [
         "triton-recommender-ondemand",

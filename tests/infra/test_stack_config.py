@@ -279,6 +279,21 @@ def test_burst_pools_must_read_the_mounted_kubeconfig() -> None:
     assert "/etc/spillover/kubeconfigs" in line
 
 
+@pytest.mark.parametrize("metrics", [None, {"via": "direct"}], ids=["default", "direct"])
+def test_burst_pools_read_metrics_through_the_burst_api_server(
+    metrics: dict[str, str] | None,
+) -> None:
+    document = stack_config()["controllerConfig"]
+    burst = dict(document["pools"][1])
+    target = {k: v for k, v in burst["kubernetes"].items() if k != "metrics"}
+    burst["kubernetes"] = target if metrics is None else {**target, "metrics": metrics}
+    document = {**document, "pools": [document["pools"][0], burst, *document["pools"][2:]]}
+    with pytest.raises(StackConfigError) as raised:
+        read_settings(stack_config(controllerConfig=document))
+    line = _line_naming(str(raised.value), "controllerConfig.pools[1].kubernetes.metrics.via")
+    assert "apiserver-proxy" in line
+
+
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(StackConfigError) as raised:
         read_settings(stack_config(privateKubeconfig=None, spotMaxSize=-1, gpuInstanceTypes=[]))
