@@ -215,6 +215,13 @@ class Exporter(Collector):
                 "Ceiling on burst spend this calendar month (UTC).",
                 value=cap,
             )
+        hourly_cap = self.config.budget.max_burst_usd_per_hour
+        if hourly_cap is not None:
+            yield GaugeMetricFamily(
+                "spillover_budget_hourly_cap_usd",
+                "Ceiling on the hourly price of all burst replicas.",
+                value=hourly_cap,
+            )
 
     def _tick_metrics(self, last: _LastTick) -> Iterator[Metric]:
         snapshot, state = last.snapshot, last.state

@@ -8,21 +8,16 @@ import json
 import re
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from spillover.drivers.haproxy import HTTP_BACKEND, RuntimeApi
 from spillover.drivers.local.state import RunDir
 from spillover.local.stack import LocalStack
-from spillover.serving.client import RecommenderClient
-from tests.support import free_port_base
+from tests.support import PacedLoad, free_port_base
 
 # Configured far below what a CPU replica serves, so a gentle load is "above private
 # capacity" on any machine and the test measures the controller, not the CPU. Replicas
@@ -70,51 +65,6 @@ def spillover(run_dir: Path, *args: str, timeout: float = 60) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-class PacedLoad:
-    """Open-loop requests at a set rate from a few threads, counting failures."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sent = self.failed = 0
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
-        self._local = threading.local()
-
-    def run(self, rate: float, until: Callable[[], bool], max_seconds: float) -> bool:
-        """Send at `rate` until `until()` holds (checked each second); False on timeout."""
-        deadline = time.monotonic() + max_seconds
-        next_check = time.monotonic() + 1
-        with ThreadPoolExecutor(max_workers=8) as workers:
-            start = time.monotonic()
-            sent_here = 0
-            while time.monotonic() < deadline:
-                if time.monotonic() >= next_check:
-                    if until():
-                        return True
-                    next_check += 1
-                due = start + sent_here / rate
-                time.sleep(max(0.0, due - time.monotonic()))
-                workers.submit(self._one, sent_here)
-                sent_here += 1
-        return False
-
-    def _one(self, index: int) -> None:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = RecommenderClient(self.url, "http")
-        history = np.array([[index % 50, (index * 7) % 50]], dtype=np.int64)
-        try:
-            client.recommend([index % 100], history)
-            ok, error = True, ""
-        except Exception as exc:  # every failure counts, whatever its kind
-            ok, error = False, repr(exc)
-        with self._lock:
-            self.sent += 1
-            if not ok:
-                self.failed += 1
-                self.errors.append(error)
 
 
 @pytest.fixture

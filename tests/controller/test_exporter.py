@@ -85,12 +85,13 @@ def test_decisions_that_changed_something_are_counted_by_kind():
 
 
 def test_slo_and_budget_targets_are_exported_in_base_units():
-    config = scenario_config(budget={"monthly_cap_usd": 500.0})
+    config = scenario_config(budget={"monthly_cap_usd": 500.0, "max_burst_usd_per_hour": 4.0})
     exporter = Exporter(config, lambda: {})
     samples = scrape(exporter)
     assert samples[("spillover_slo_queue_time_seconds", ())] == config.slo.queue_time_ms / 1000
     assert samples[("spillover_slo_p99_latency_seconds", ())] == config.slo.p99_latency_ms / 1000
     assert samples[("spillover_budget_monthly_cap_usd", ())] == 500.0
+    assert samples[("spillover_budget_hourly_cap_usd", ())] == 4.0
 
 
 def test_the_oldest_starting_replica_s_age_is_exported_beside_the_cold_start():
