@@ -172,12 +172,14 @@ def _machine(read: ConfigReader, key: str, entry: Any) -> PrivateMachine | None:
     role = entry.get("role")
     if "role" in entry and role not in ("server", "agent"):
         read.problem(f"{key}.role", f"must be server or agent, got {role!r}")
-    gpus = entry.get("gpus")
-    if "gpus" in entry and (not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0):
-        read.problem(f"{key}.gpus", f"must be a whole number of GPUs, 0 or more, got {gpus!r}")
-    port = entry.get("port", 22)
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        read.problem(f"{key}.port", f"must be a TCP port (1-65535), got {port!r}")
+    gpus = _whole(entry.get("gpus"))
+    if "gpus" in entry and (gpus is None or gpus < 0):
+        read.problem(
+            f"{key}.gpus", f"must be a whole number of GPUs, 0 or more, got {entry['gpus']!r}"
+        )
+    port = _whole(entry.get("port", 22))
+    if port is None or not 1 <= port <= 65535:
+        read.problem(f"{key}.port", f"must be a TCP port (1-65535), got {entry.get('port')!r}")
     name = entry.get("name", host.strip().lower() if isinstance(host, str) else "")
     if not isinstance(name, str) or not _NODE_NAME.match(name):
         read.problem(
@@ -193,12 +195,23 @@ def _machine(read: ConfigReader, key: str, entry: Any) -> PrivateMachine | None:
     return PrivateMachine(
         host=str(host).strip(),
         user=str(user).strip(),
-        port=port,
+        port=port,  # type: ignore[arg-type]
         role=role,
-        gpus=gpus,
+        gpus=gpus,  # type: ignore[arg-type]
         node_name=name,
         host_key=host_key,
     )
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number, also as the text `pulumi config set --path` may store it."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 def _check_gpus(read: ConfigReader, machines: list[PrivateMachine], needed: int) -> None:

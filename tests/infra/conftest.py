@@ -343,6 +343,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings",
         r"ignore:.* has been deprecated in favor of:DeprecationWarning:pulumi_aws\.",
     )
+    # pulumi_command's package imports its deprecated CopyFile; the program uses CopyToRemote.
+    config.addinivalue_line(
+        "filterwarnings",
+        r"ignore:This resource is deprecated:DeprecationWarning:pulumi_command\.",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@
 # --os-release FILE reads another OS release (with --dry-run: what would happen on that OS).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=infra/components/scripts/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$HERE/common.sh"
 
 BIN=/usr/local/bin/k3s

@@ -8,7 +8,7 @@
 # Options before the action: --dry-run, --os-release FILE (as in k3s-node.sh).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=infra/components/scripts/common.sh
+# shellcheck source-path=SCRIPTDIR source=common.sh
 . "$HERE/common.sh"
 
 REPO=https://nvidia.github.io/libnvidia-container
