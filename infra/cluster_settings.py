@@ -84,12 +84,9 @@ class PrivateClusterSettings:
 
 
 def read_private_cluster(
-    read: ConfigReader, *, gpus_needed: int | None
+    read: ConfigReader, entries: list[Any], *, gpus_needed: int | None
 ) -> PrivateClusterSettings | None:
-    """The cluster to provision, None when privateMachines is empty (or has a problem)."""
-    entries = read.structured("privateMachines", list)
-    if not entries:
-        return None
+    """The cluster to build from privateMachines' entries; None when something is wrong."""
     before = len(read.problems)
     machines = _machines(read, entries)
     if machines and gpus_needed is not None:

@@ -270,8 +270,9 @@ def _private(read: ConfigReader, workload: WorkloadSettings | None) -> PrivateSi
     gpus_needed = (
         gpu_replicas * workload.gpus_per_replica if workload and gpu_replicas is not None else None
     )
-    cluster = read_private_cluster(read, gpus_needed=gpus_needed)
-    provisioned = cluster is not None or bool(read.structured("privateMachines", list))
+    machines = read.structured("privateMachines", list)
+    provisioned = bool(machines)
+    cluster = read_private_cluster(read, machines, gpus_needed=gpus_needed) if machines else None
     kubeconfig = None if provisioned else read.secret_file("privateKubeconfig")
     if provisioned:
         _check_provisioned(read, context, install_device_plugin)

@@ -10,7 +10,8 @@ separate RPM path) for a cluster whose only tenant is spillover.
 Every step is a `command.remote.Command` whose create and update run the same idempotent script
 (bootstrap scripts in scripts/, checked by shellcheck), so a `pulumi up` with nothing changed
 runs nothing, and a changed version or script updates the nodes in place. A machine whose
-host changes is replaced: the new one joins first, then the old one is drained and uninstalled.
+host changes is replaced: the old one is drained and uninstalled, then the new one joins under
+the same node name.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class PrivateCluster(pulumi.ComponentResource):
             installs[agent.node_name] = self._install(agent, join=token, oidc_issuer_url=None)
         label = f"{gpu_node_label[0]}={gpu_node_label[1]}"
         roles = [
-            self._role(first, machine, label if machine.gpus else None, installs[machine.node_name])
+            self._role(first, machine, label, installs[machine.node_name])
             for machine in cluster.machines
         ]
         raw = self._read(first, "kubeconfig", K3S_KUBECONFIG, after=first_install)
@@ -125,6 +126,7 @@ class PrivateCluster(pulumi.ComponentResource):
                 connection=self._connection(machine),
                 source=pulumi.FileAsset(str(local)),
                 remote_path=f"{REMOTE_DIR}/{remote}",
+                triggers=[machine.host, machine.port],
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for remote, local in files.items()
@@ -203,19 +205,25 @@ class PrivateCluster(pulumi.ComponentResource):
         self,
         first: PrivateMachine,
         machine: PrivateMachine,
-        label: str | None,
+        label: str,
         install: command.remote.Command,
     ) -> command.remote.Command:
-        """On the first server: the node's GPU label and taint; on delete, drain it first."""
-        node = ["--node-name", machine.node_name, "--gpu-taint", GPU_TAINT_ARG]
+        """On the first server: the node's GPU label and taint (set or cleared); on delete, drain
+        it and delete its Node, so a machine replaced under the same name can join again."""
+        node = ["--node-name", machine.node_name]
+        gpu = [
+            "--gpu-label",
+            label,
+            "--gpu-taint",
+            GPU_TAINT_ARG,
+            *(["--gpu"] if machine.gpus else []),
+        ]
         return self._command(
             machine,
             "role",
             connection_to=first,
-            create=self._run_script(
-                "k3s-node.sh", "label", *node, *(["--gpu-label", label] if label else [])
-            ),
-            delete=self._run_script("k3s-node.sh", "drain", "--node-name", machine.node_name),
+            create=self._run_script("k3s-node.sh", "label", *node, *gpu),
+            delete=self._run_script("k3s-node.sh", "drain", *node),
             depends_on=[install],
         )
 
@@ -248,6 +256,10 @@ class PrivateCluster(pulumi.ComponentResource):
         return command.remote.Command(
             f"{self._prefix(machine)}-{step}",
             connection=self._connection(connection_to or machine),
+            # A connection change alone would run `update` on the new host and leave the old
+            # one as it was. Another machine is another node: replace the step, undoing it on
+            # the old machine first (drain, uninstall), then doing it on the new one.
+            triggers=[machine.host, machine.port],
             create=create,
             # Same idempotent script: a changed version, config or script updates in place.
             update=create,
@@ -261,5 +273,8 @@ class PrivateCluster(pulumi.ComponentResource):
                 parent=self,
                 depends_on=depends_on,
                 additional_secret_outputs=["stdout"] if secret_stdout else None,
+                # The node's name stays: the old Node (and k3s's password for that name) must be
+                # gone before the new machine registers under it.
+                delete_before_replace=True,
             ),
         )

@@ -154,10 +154,9 @@ def test_gpu_nodes_get_the_label_and_taint_triton_and_the_device_plugin_expect(
         assert plain(role.inputs["connection"])["host"] == "10.0.0.11"
         assert words[words.index("--node-name") + 1] == node
         assert words[words.index("--gpu-taint") + 1] == taint
-        has_label = "--gpu-label" in words
-        assert has_label == (node in GPU_NODES), node
-        if has_label:
-            assert words[words.index("--gpu-label") + 1] == "nvidia.com/gpu.present=true"
+        assert words[words.index("--gpu-label") + 1] == "nvidia.com/gpu.present=true"
+        # --gpu sets them; without it they are cleared (a machine whose gpus went to 0).
+        assert ("--gpu" in words) == (node in GPU_NODES), node
     private = [r for r in built.of_type(RELEASE) if r.provider == "private-k8s"]
     triton = plain(next(r for r in private if r.inputs["name"] == "triton-recommender").inputs)
     assert triton["values"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
@@ -259,10 +258,21 @@ def test_a_rerun_declares_the_same_steps_and_a_replaced_machine_changes_only_its
     assert set(before) == set(now)
     changed = {name for name in before if before[name] != now[name]}
     own = {name for name in before if name.startswith(f"private-cluster-{GPU_NODES[1]}-")}
-    # Its role step runs on the first server, so only the steps on the machine itself change.
-    assert changed == own - {f"private-cluster-{GPU_NODES[1]}-role"}
+    assert changed == own
     for name in changed:
-        assert now[name]["connection"]["host"] == "10.0.0.99"
+        # Its role step still runs on the first server; the trigger makes it a new node's step.
+        assert now[name]["triggers"][0] == "10.0.0.99"
+        if not name.endswith("-role"):
+            assert now[name]["connection"]["host"] == "10.0.0.99"
+
+
+def test_a_replaced_machine_is_drained_and_uninstalled_before_its_successor_joins(
+    built: Deployment,
+) -> None:
+    """The engine deletes a delete_before_replace resource (and its replaced dependents) first."""
+    for resource in built.of_type(COMMAND):
+        options = built.options[(COMMAND, resource.name)]
+        assert options.delete_before_replace is True, resource.name
 
 
 def test_a_changed_script_changes_the_commands_that_run_it(

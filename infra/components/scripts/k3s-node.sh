@@ -4,8 +4,8 @@
 #              then k3s's own install.sh with nothing left to download. A re-run with the same
 #              version and config changes nothing. A joining node reads the cluster token on stdin.
 #   uninstall  k3s's uninstall script (server or agent), and what this script left.
-#   label      (on the first server) wait for the node to register, then set (--gpu-label) or
-#              clear the GPU label and the --gpu-taint that Triton and the device plugin tolerate.
+#   label      (on the first server) wait for the node to be Ready, then set (--gpu) or clear the
+#              --gpu-label Triton and the device plugin select and the --gpu-taint they tolerate.
 #   drain      (on the first server) drain the node and delete its Node object.
 # Options before the action: --dry-run prints every change instead of making it, and
 # --os-release FILE reads another OS release (with --dry-run: what would happen on that OS).
@@ -165,7 +165,9 @@ kubectl() {
 }
 
 label_node() {
-    if [ -z "$NODE_NAME" ] || [ -z "$GPU_TAINT" ]; then die "label needs --node-name and --gpu-taint"; fi
+    if [ -z "$NODE_NAME" ] || [ -z "$GPU_LABEL" ] || [ -z "$GPU_TAINT" ]; then
+        die "label needs --node-name, --gpu-label and --gpu-taint"
+    fi
     # Bounded: a node that has not registered in 10 minutes is a failure to look at.
     attempts=0
     until [ "$DRY_RUN" -eq 1 ] || "$BIN" kubectl get node "$NODE_NAME" >/dev/null 2>&1; do
@@ -174,11 +176,12 @@ label_node() {
         sleep 5
     done
     kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=600s
-    if [ -n "$GPU_LABEL" ]; then
+    if [ "$GPU" -eq 1 ]; then
         kubectl label node "$NODE_NAME" --overwrite "$GPU_LABEL"
         kubectl taint node "$NODE_NAME" --overwrite "$GPU_TAINT"
     else
-        # A machine whose gpus went to 0: no longer a place for Triton.
+        # Not (or no longer, when its gpus went to 0) a place for Triton or the device plugin.
+        kubectl label node "$NODE_NAME" "${GPU_LABEL%%=*}-" 2>/dev/null || true
         kubectl taint node "$NODE_NAME" "${GPU_TAINT%%=*}-" 2>/dev/null || true
     fi
 }
