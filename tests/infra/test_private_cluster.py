@@ -318,3 +318,8 @@ def test_air_gapped_the_artefacts_are_copied_and_nothing_is_downloaded(tmp_path:
             f"{prefix}{name}" for name in k3s
         }
     assert copies["private-cluster-cp-1-copy-artefacts-k3s"] == ".spillover/artefacts/k3s"
+
+
+def test_a_stack_with_a_kubeconfig_builds_nothing_over_ssh(example: Deployment) -> None:
+    assert not example.of_type(COMMAND) and not example.of_type(COPY)
+    assert "privateKubeconfig" not in example.outputs
