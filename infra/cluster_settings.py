@@ -193,7 +193,7 @@ def _machine(read: ConfigReader, key: str, entry: Any) -> PrivateMachine | None:
         host=str(host).strip(),
         user=str(user).strip(),
         port=port,  # type: ignore[arg-type]
-        role=role,
+        role=role,  # type: ignore[arg-type]
         gpus=gpus,  # type: ignore[arg-type]
         node_name=name,
         host_key=host_key,

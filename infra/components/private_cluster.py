@@ -118,7 +118,8 @@ class PrivateCluster(pulumi.ComponentResource):
         if artefacts:
             files.update({f"artefacts/{name}": artefacts / name for name in AIRGAP_FILES})
             if machine.gpus:
-                for package in sorted((artefacts / AIRGAP_NVIDIA_DIR).iterdir()):
+                nvidia = artefacts / AIRGAP_NVIDIA_DIR
+                for package in sorted([*nvidia.glob("*.deb"), *nvidia.glob("*.rpm")]):
                     files[f"artefacts/{AIRGAP_NVIDIA_DIR}/{package.name}"] = package
         return [
             command.remote.CopyToRemote(
