@@ -241,3 +241,28 @@ def test_a_real_artefact_with_the_wrong_checksum_is_refused(
 def test_the_scripts_are_the_ones_the_program_copies() -> None:
     assert sorted(path.name for path in SCRIPTS_DIR.glob("*.sh")) == sorted(SCRIPTS)
     assert SCRIPTS_DIR.is_relative_to(REPOSITORY / "infra")
+
+
+def test_writing_the_same_config_twice_changes_nothing_the_second_time(tmp_path: Path) -> None:
+    """What makes a re-run of install a no-op: write_file leaves an identical file alone."""
+    target = tmp_path / "etc" / "config.yaml"
+    program = (
+        f'. "{SCRIPTS_DIR}/common.sh"; '
+        'write_file "$1" 644 <<EOF\nnode-name: cp-1\nEOF\necho "CHANGED=$CHANGED"'
+    )
+
+    def write() -> str:
+        result = subprocess.run(
+            ["sh", "-c", program, "sh", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return result.stdout
+
+    assert write() == f"wrote {target}\nCHANGED=1\n"
+    assert target.read_text() == "node-name: cp-1\n"
+    mtime = target.stat().st_mtime_ns
+    assert write() == f"unchanged: {target}\nCHANGED=0\n"
+    assert target.stat().st_mtime_ns == mtime
