@@ -14,6 +14,7 @@ from components.burst_tls import BurstTls
 from components.chart_values import TRITON_HTTP_PORT
 from components.identity import PrivateSiteIdentity
 from components.model_store import ModelStore
+from components.private_cluster import PrivateCluster
 from components.private_site import PrivateSite
 from components.tagging import CostTagger
 from settings import load_settings
@@ -65,9 +66,21 @@ identity = PrivateSiteIdentity(
     burst_provider=burst.provider,
     burst_namespace=burst.namespace,
 )
+# Built from privateMachines when the stack lists them; otherwise it exists (privateKubeconfig).
+cluster = (
+    PrivateCluster(
+        "private-cluster",
+        cluster=settings.private.cluster,
+        gpu_node_label=settings.private.gpu_node_label,
+        oidc_issuer_url=settings.private.oidc_issuer_url,
+    )
+    if settings.private.cluster
+    else None
+)
 private = PrivateSite(
     "private",
     private=settings.private,
+    kubeconfig=cluster.kubeconfig if cluster else settings.private.kubeconfig,
     workload=settings.workload,
     charts_dir=REPOSITORY / "charts",
     region=settings.burst.region,
@@ -102,3 +115,5 @@ pulumi.export(
 pulumi.export("burstKubeconfig", burst.kubeconfig)
 pulumi.export("burstClusterName", burst.cluster_name)
 pulumi.export("modelBucket", store.bucket_name)
+if cluster:
+    pulumi.export("privateKubeconfig", cluster.kubeconfig)

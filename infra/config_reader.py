@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pulumi
+from pulumi.runtime.config import is_config_secret
 
 from spillover.config import ConfigError, SpilloverConfig, parse_config
 
@@ -40,14 +41,25 @@ class ConfigReader:
             self.problem(key, f"is not set: pulumi config set {key} <value>")
         return value
 
-    def secret_file(self, key: str) -> pulumi.Output[str] | None:
-        """A secret whose value is a whole file (a kubeconfig), only ever handed on as a secret."""
-        value = self._config.get_secret(key)
-        # The emptiness check needs the text once; the program only keeps the secret Output.
-        if value is None or not (self._config.get(key) or "").strip():
-            self.problem(key, f"is not set: pulumi config set --secret {key} < <file>")
+    def secret_file(self, key: str, what: str = "the whole file") -> pulumi.Output[str] | None:
+        """A secret whose value is a whole file (a kubeconfig, a key), only handed on as a secret.
+
+        Pulumi.yaml cannot mark these keys `secret: true`: they default to "" (a stack sets one
+        of two ways to reach its cluster), and the CLI refuses a defaulted secret key (pulumi
+        #21865). So the program refuses a value that was not set with --secret.
+        """
+        text = (self._config.get(key) or "").strip()
+        if not text:
+            self.problem(key, f"is not set: pulumi config set --secret {key} < <file> ({what})")
             return None
-        return value
+        if not is_config_secret(self._config.full_key(key)):
+            self.problem(
+                key,
+                f"is stored in plain text; set it encrypted: pulumi config set --secret {key} "
+                "< <file>",
+            )
+            return None
+        return self._config.get_secret(key)
 
     def text(self, key: str, required: bool = True) -> str | None:
         value = self.raw(key, required)

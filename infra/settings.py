@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import pulumi
 
+from cluster_settings import PrivateClusterSettings, read_private_cluster
 from components.addons import CLUSTER_AUTOSCALER_IMAGE_TAGS
 from config_reader import ConfigReader
 from spillover.config import SpilloverConfig
@@ -30,6 +31,9 @@ S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()=+-]+(/[A-Za-z0-9!_.*'()=+-]+)*$")
 """A key prefix without slashes at either end, as the Triton chart's schema accepts."""
 
 T = TypeVar("T")
+
+SECRET_CONFIG_KEYS = ("privateKubeconfig", "privateSshKey")
+"""Keys whose values must be set with --secret (the program refuses them in plain text)."""
 
 
 class StackConfigError(pulumi.RunError):
@@ -76,8 +80,8 @@ class WorkloadSettings:
 class PrivateSiteSettings:
     """The GPU cluster you own."""
 
-    kubeconfig: pulumi.Output[str]
-    """Its kubeconfig, a secret."""
+    kubeconfig: pulumi.Output[str] | None
+    """Its kubeconfig, a secret; None when spillover provisions it (cluster)."""
     context: str | None
     """Context within the kubeconfig; None means its current-context."""
     gpu_replicas: int
@@ -94,6 +98,8 @@ class PrivateSiteSettings:
     """Issuer of its service-account tokens, trusted by IAM."""
     gateway_service_type: Literal["ClusterIP", "LoadBalancer"]
     """Service type of the gateway."""
+    cluster: PrivateClusterSettings | None
+    """The machines to build it from (privateMachines); None when it exists (kubeconfig)."""
 
 
 @dataclass(frozen=True)
@@ -254,24 +260,54 @@ def _triton_deployments(
 
 
 def _private(read: ConfigReader, workload: WorkloadSettings | None) -> PrivateSiteSettings | None:
-    kubeconfig = read.secret_file("privateKubeconfig")
     model_source = read.choice("privateModelSource", ("s3", "pvc"))
     model_pvc = read.text("privateModelPvc", required=model_source == "pvc")
     gpu_replicas = read.count("privateGpuReplicas", minimum=1)
     if workload and gpu_replicas is not None:
         _check_private_replicas(read, workload.controller_config, gpu_replicas)
-    return _build(
+    install_device_plugin = read.flag("privateInstallDevicePlugin")
+    context = read.text("privateKubeContext", required=False) or None
+    gpus_needed = (
+        gpu_replicas * workload.gpus_per_replica if workload and gpu_replicas is not None else None
+    )
+    machines = read.structured("privateMachines", list)
+    provisioned = bool(machines)
+    cluster = read_private_cluster(read, machines, gpus_needed=gpus_needed) if machines else None
+    kubeconfig = None if provisioned else read.secret_file("privateKubeconfig")
+    if provisioned:
+        _check_provisioned(read, context, install_device_plugin)
+    site = _build(
         PrivateSiteSettings,
         kubeconfig=kubeconfig,
-        context=read.text("privateKubeContext", required=False) or None,
+        context=context,
         gpu_replicas=gpu_replicas,
-        install_device_plugin=read.flag("privateInstallDevicePlugin"),
+        install_device_plugin=install_device_plugin,
         gpu_node_label=read.node_label("privateGpuNodeLabel"),
         model_source=model_source,
         model_pvc=model_pvc or None,
         oidc_issuer_url=read.https_url("privateOidcIssuerUrl"),
         gateway_service_type=read.choice("gatewayServiceType", ("ClusterIP", "LoadBalancer")),
+        cluster=cluster,
     )
+    # Machines listed but not usable: their problems are recorded, and there is no kubeconfig.
+    return None if provisioned and cluster is None else site
+
+
+def _check_provisioned(read: ConfigReader, context: str | None, device_plugin: bool | None) -> None:
+    """A cluster built from privateMachines: the ways of reaching an existing one are mistakes."""
+    if (read.raw("privateKubeconfig", required=False) or "").strip():
+        read.problem(
+            "privateKubeconfig",
+            "is set, and so is privateMachines: the program builds that cluster and uses its "
+            "kubeconfig; unset one (pulumi config rm privateKubeconfig)",
+        )
+    if context:
+        read.problem("privateKubeContext", "must be empty with privateMachines (one context)")
+    if device_plugin is False:
+        read.problem(
+            "privateInstallDevicePlugin",
+            "must be true with privateMachines: nothing else advertises nvidia.com/gpu there",
+        )
 
 
 def _check_private_replicas(read: ConfigReader, document: SpilloverConfig, replicas: int) -> None:
@@ -346,4 +382,4 @@ def _build(cls: Callable[..., T], **fields: Any) -> T | None:
     return cls(**fields)
 
 
-_OPTIONAL = frozenset({"context", "model_pvc"})
+_OPTIONAL = frozenset({"context", "model_pvc", "kubeconfig", "cluster"})

@@ -3,7 +3,8 @@
 # (the local gateway), iptables (the metrics-outage drill blocks Triton's metrics
 # ports with it), the openssl CLI (the gateway TLS test makes its CAs and certificates
 # with it) and Prometheus with promtool (the chart's alert rules are checked and
-# unit-tested with promtool). Runs apt-get only when something is missing and we are root;
+# unit-tested with promtool) and shellcheck (the private cluster's bootstrap scripts are checked
+# with it). Runs apt-get only when something is missing and we are root;
 # otherwise says how.
 set -eu
 
@@ -28,12 +29,20 @@ prometheus_ok() {
         { command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; }
 }
 
+shellcheck_ok() {
+    command -v shellcheck >/dev/null 2>&1
+}
+
 missing=""
 haproxy_ok || missing="haproxy"
 iptables_ok || missing="$missing iptables"
 openssl_ok || missing="$missing openssl"
 prometheus_ok || missing="$missing prometheus"
-[ -n "$missing" ] || exit 0
+shellcheck_ok || missing="$missing shellcheck"
+[ -n "$missing" ] || if ! shellcheck_ok; then
+    echo "note: shellcheck is not installed; only the bootstrap scripts' lint test needs it" >&2
+fi
+exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing$missing with apt-get ..."
@@ -58,5 +67,8 @@ if ! iptables_ok; then
 fi
 if ! openssl_ok; then
     echo "note: openssl is not installed; only the gateway's burst TLS test needs it" >&2
+fi
+if ! shellcheck_ok; then
+    echo "note: shellcheck is not installed; only the bootstrap scripts' lint test needs it" >&2
 fi
 exit 0

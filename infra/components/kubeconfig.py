@@ -1,8 +1,11 @@
-"""A kubeconfig for EKS that holds no credential: tokens come from `spillover eks-token`."""
+"""The kubeconfigs the program makes: EKS's, which holds no credential (tokens come from
+`spillover eks-token`), and the admin one of the k3s cluster it builds from privateMachines."""
 
 from __future__ import annotations
 
 import json
+
+import yaml
 
 
 def eks_kubeconfig(
@@ -54,3 +57,17 @@ def eks_kubeconfig(
         },
         indent=2,
     )
+
+
+def k3s_kubeconfig(k3s_yaml: str, server: str) -> str:
+    """k3s's admin kubeconfig (/etc/rancher/k3s/k3s.yaml), pointed at `server` from outside.
+
+    k3s writes it for use on the server itself (https://127.0.0.1:6443); its certificate also
+    names the address `pulumi up` reached the server by (tls-san), so only the URL changes.
+    """
+    document = yaml.safe_load(k3s_yaml)
+    if not isinstance(document, dict) or not document.get("clusters"):
+        raise ValueError("the first server's k3s.yaml is not a kubeconfig with a cluster")
+    for entry in document["clusters"]:
+        entry["cluster"]["server"] = server
+    return yaml.safe_dump(document, sort_keys=False)

@@ -13,7 +13,8 @@ from settings import PrivateSiteSettings, WorkloadSettings
 
 
 class PrivateSite(pulumi.ComponentResource):
-    """Everything deployed to the private cluster, through a provider built from its kubeconfig."""
+    """Everything deployed to the private cluster, through a provider built from its kubeconfig:
+    privateKubeconfig's, or the one PrivateCluster made from privateMachines."""
 
     provider: k8s.Provider
     gateway_endpoint: pulumi.Output[str]
@@ -23,6 +24,7 @@ class PrivateSite(pulumi.ComponentResource):
         name: str,
         *,
         private: PrivateSiteSettings,
+        kubeconfig: pulumi.Input[str],
         workload: WorkloadSettings,
         charts_dir: Path,
         region: str,
@@ -39,7 +41,7 @@ class PrivateSite(pulumi.ComponentResource):
         super().__init__("spillover:private_site:PrivateSite", name, None, opts)
         self.provider = k8s.Provider(
             f"{name}-k8s",
-            kubeconfig=private.kubeconfig,
+            kubeconfig=kubeconfig,
             context=private.context,
             opts=pulumi.ResourceOptions(parent=self),
         )

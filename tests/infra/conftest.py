@@ -54,7 +54,30 @@ DEPLOYER_ROLE = (
 DEPLOYER_SESSION = (
     f"arn:aws:sts::{ACCOUNT}:assumed-role/AWSReservedSSO_PlatformAdmin_0123456789abcdef/ops"
 )
-SECRET_KEYS = [f"spillover:{key}" for key, spec in PROJECT["config"].items() if spec.get("secret")]
+from settings import SECRET_CONFIG_KEYS  # noqa: E402 (infra/ is on sys.path only from here)
+
+SECRET_KEYS = [f"spillover:{key}" for key in SECRET_CONFIG_KEYS]
+"""Set encrypted, as `pulumi config set --secret` does (the program refuses them in plain text)."""
+K3S_YAML = yaml.safe_dump(
+    {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "default",
+                "cluster": {
+                    "certificate-authority-data": "Y2E=",
+                    "server": "https://127.0.0.1:6443",
+                },
+            }
+        ],
+        "users": [{"name": "default", "user": {"client-key-data": "k3s-admin-client-key"}}],
+        "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
+        "current-context": "default",
+    }
+)
+"""What /etc/rancher/k3s/k3s.yaml holds on a k3s server: reachable from the server itself."""
+K3S_TOKEN = "K10mock0123456789abcdef::server:mock-cluster-token"
 
 
 @dataclass
@@ -71,6 +94,8 @@ class Resource:
     """Read with .get() (an existing object) rather than created."""
     property_dependencies: dict[str, set[str]] = field(default_factory=dict)
     """URNs each input property waits for, as the engine orders the resource after them."""
+    dependencies: set[str] = field(default_factory=set)
+    """Every URN the engine creates it after (inputs' and depends_on), and deletes it before."""
 
     @property
     def parents(self) -> list[str]:
@@ -173,6 +198,13 @@ def _computed(typ: str, name: str, inputs: dict[str, Any], read_id: str | None) 
         return {"certPem": mock_pem("CERTIFICATE", name)}
     if typ == "tls:index/certRequest:CertRequest":
         return {"certRequestPem": mock_pem("CERTIFICATE REQUEST", name)}
+    # The first server's root-only files, read by `sudo cat`; every other step prints progress.
+    if typ == "command:remote:Command":
+        if name.endswith("-kubeconfig"):
+            return {"stdout": K3S_YAML, "stderr": ""}
+        if name.endswith("-token"):
+            return {"stdout": K3S_TOKEN + "\n", "stderr": ""}
+        return {"stdout": f"{name} done\n", "stderr": ""}
     if typ == "kubernetes:helm.sh/v3:Release":
         return {"status": {"namespace": inputs.get("namespace"), "name": inputs.get("name")}}
     if typ == "kubernetes:core/v1:Service" and read_id:
@@ -204,10 +236,11 @@ def wire_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def use_config(values: dict[str, Any]) -> None:
+def use_config(values: dict[str, Any], plaintext: tuple[str, ...] = ()) -> None:
+    """Hand the program this config; `plaintext` names secret keys set without --secret."""
     pulumi.runtime.set_all_config(
         {f"spillover:{key}": wire_value(value) for key, value in values.items()},
-        secret_keys=SECRET_KEYS,
+        secret_keys=[key for key in SECRET_KEYS if key.removeprefix("spillover:") not in plaintext],
     )
 
 
@@ -217,11 +250,13 @@ class DependencyRecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.property_dependencies: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self.dependencies: dict[tuple[str, str], set[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
         self.property_dependencies[(request.type, request.name)] = {
             prop: set(deps.urns) for prop, deps in request.propertyDependencies.items()
         }
+        self.dependencies[(request.type, request.name)] = set(request.dependencies)
         return super().RegisterResource(request)
 
 
@@ -233,9 +268,11 @@ def start_mocks(mocks: RecordingMocks, monitor: MockMonitor | None = None) -> No
     )
 
 
-def deploy(values: dict[str, Any]) -> Deployment:
-    """Run infra/ as Pulumi would, with this stack config; return what it declared."""
-    mocks = RecordingMocks()
+def deploy(values: dict[str, Any], mocks: RecordingMocks | None = None) -> Deployment:
+    """Run infra/ as Pulumi would, with this stack config; return what it declared.
+
+    Pass `mocks` to see what was created even when the program fails."""
+    mocks = mocks or RecordingMocks()
     monitor = DependencyRecordingMonitor(mocks)
     start_mocks(mocks, monitor)
     use_config(values)
@@ -292,6 +329,7 @@ def _deployment(
                 urn=urns.get((args.name, args.typ), ""),
                 read=args.custom is None and args.resource_id is not None,
                 property_dependencies=monitor.property_dependencies.get((args.typ, args.name), {}),
+                dependencies=monitor.dependencies.get((args.typ, args.name), set()),
             )
         )
     providers = {r.name: r for r in resources if r.typ.startswith("pulumi:providers:")}
@@ -304,6 +342,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings",
         r"ignore:.* has been deprecated in favor of:DeprecationWarning:pulumi_aws\.",
+    )
+    # pulumi_command's package imports its deprecated CopyFile; the program uses CopyToRemote.
+    config.addinivalue_line(
+        "filterwarnings",
+        r"ignore:This resource is deprecated:DeprecationWarning:pulumi_command\.",
     )
 
 
@@ -338,12 +381,12 @@ def is_secret_input(value: Any) -> bool:
     return isinstance(value, dict) and _SECRET_SIG in value
 
 
-def read_settings(values: dict[str, Any]) -> Any:
+def read_settings(values: dict[str, Any], plaintext: tuple[str, ...] = ()) -> Any:
     """infra/settings.load_settings on this stack config, inside a Pulumi program run."""
     from settings import load_settings
 
     start_mocks(RecordingMocks())
-    use_config(values)
+    use_config(values, plaintext)
     loaded: list[Any] = []
 
     @pulumi.runtime.test
