@@ -24,21 +24,26 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class StorageCost(_Settings):
-    """Model bytes the burst site holds: on each replica's disk and in the S3 model bucket."""
+class StoredModel(_Settings):
+    """GB of model held somewhere, at a storage price."""
 
+    gb: float = Field(ge=0, description="GB stored (decimal: 10^9 bytes).")
     usd_per_gb_month: float = Field(ge=0, description="Price of one GB stored for a month.")
     source: Source
-    model_gb_per_replica: float = Field(
-        default=0.0,
-        ge=0,
-        description="GB of model repository each burst replica holds (its volume's copy).",
+
+
+class StorageCost(_Settings):
+    """Model bytes the burst site holds: on each replica's volume and in the S3 bucket."""
+
+    per_replica: StoredModel | None = Field(
+        default=None,
+        description="Each burst replica's copy of the model repository (its volume): "
+        "billed while the replica runs.",
     )
-    bucket_gb: float = Field(
-        default=0.0,
-        ge=0,
-        description="GB in the S3 model bucket; billed whether or not replicas run, "
-        "split evenly over the burst pools.",
+    bucket: StoredModel | None = Field(
+        default=None,
+        description="The S3 model bucket: billed whether or not replicas run, split "
+        "evenly over the burst pools.",
     )
 
 

@@ -218,3 +218,39 @@ def test_every_table_has_exactly_the_columns_of_its_row_type(
 
     written = {*table.fixed, *table.columns}
     assert stored - FILLED_BY_SQLITE.get(table.name, set()) == written
+
+
+def test_a_version_1_file_upgrades_to_spend_by_category(tmp_path: Path) -> None:
+    """Old rows are compute at the all-in price they were charged at, busy share unknown;
+    the old watermark, which carries no category rates, charges its interval as compute
+    alone (never twice); the next intervals add the categories the usage carries."""
+    from spillover.controller.ledger import CategoryRate
+
+    database = tmp_path / "controller.db"
+    write_version_1_file(database)
+    bucket = CategoryRate("storage", "GB-month", 0.05, "S3", "seconds", 1 / 3600)
+
+    with Ledger(database, window_seconds=None) as ledger:
+        (old,) = ledger.bill(*EVER).lines
+        assert (old.category, old.quantity, old.unit_price, old.usd) == (
+            "compute",
+            240.0 / 3600,
+            3.6,
+            0.24,
+        )
+        (use,) = ledger.bill(*EVER).pools
+        assert (use.used_usd, use.idle_usd, use.unmeasured_usd) == (0.0, 0.0, pytest.approx(0.24))
+
+        usage = PoolUsage("burst", "burst", 2, 3.6, "spot", 100, 2, busy_share=0.5, rates=(bucket,))
+        ledger.record(900.0, [usage])  # [840, 900] at the old watermark: compute only
+        assert {line.category for line in ledger.bill(*EVER).lines} == {"compute"}
+        ledger.record(1200.0, [usage])  # [900, 1200] at the rates recorded at 900
+        lines = {line.category: line for line in ledger.bill(*EVER).lines}
+        (use,) = ledger.bill(*EVER).pools
+
+    assert lines["storage"].quantity == pytest.approx(300 / 3600)
+    assert lines["storage"].usd == pytest.approx(300 / 3600 * 0.05)
+    assert lines["compute"].usd == pytest.approx((240 + 120 + 600) / 3600 * 3.6)
+    # Busy halves of [840, 900] and [900, 1200]; the version-1 row stays unmeasured.
+    assert use.used_usd == pytest.approx(use.idle_usd) == pytest.approx(360 / 3600 * 3.6)
+    assert use.unmeasured_usd == pytest.approx(0.24)

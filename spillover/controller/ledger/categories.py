@@ -121,27 +121,33 @@ def _amortized_shares(pool: PoolConfig) -> list[CategoryRate]:
 
 def _storage(config: SpilloverConfig, burst_pools: int) -> list[CategoryRate]:
     storage = config.costs.storage
-    if storage is None:
-        return []
-    return [
-        CategoryRate(
-            "storage",
-            "GB-month",
-            storage.usd_per_gb_month,
-            f"{storage.source}; {storage.model_gb_per_replica:g} GB of model per replica",
-            "replica_seconds",
-            storage.model_gb_per_replica / SECONDS_PER_MONTH,
-        ),
-        CategoryRate(
-            "storage",
-            "GB-month",
-            storage.usd_per_gb_month,
-            f"{storage.source}; S3 model bucket {storage.bucket_gb:g} GB "
-            f"split over {burst_pools} burst pool(s)",
-            "seconds",
-            storage.bucket_gb / burst_pools / SECONDS_PER_MONTH,
-        ),
-    ]
+    rates = []
+    if storage is not None and storage.per_replica is not None:
+        held = storage.per_replica
+        rates.append(
+            CategoryRate(
+                "storage",
+                "GB-month",
+                held.usd_per_gb_month,
+                f"{held.source}; {held.gb:g} GB of model per replica",
+                "replica_seconds",
+                held.gb / SECONDS_PER_MONTH,
+            )
+        )
+    if storage is not None and storage.bucket is not None:
+        held = storage.bucket
+        rates.append(
+            CategoryRate(
+                "storage",
+                "GB-month",
+                held.usd_per_gb_month,
+                f"{held.source}; S3 model bucket {held.gb:g} GB split over "
+                f"{burst_pools} burst pool(s)",
+                "seconds",
+                held.gb / burst_pools / SECONDS_PER_MONTH,
+            )
+        )
+    return rates
 
 
 def _network(config: SpilloverConfig) -> list[CategoryRate]:
