@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from spillover.cli import main
 from spillover.config import ConfigError, parse_config
+from spillover.config_cli import LOCAL_DEFAULT
 from spillover.controller.cli import _spend_by_category
 from spillover.controller.exporter import Exporter
 from tests.controller.test_ledger_categories import document, flat_hour
@@ -182,3 +183,13 @@ def test_the_controller_refuses_a_bad_costs_section_before_writing_anything(
     assert code == 1
     assert "costs.labour[0].pools names no pool: brust" in capsys.readouterr().err
     assert not database.exists()
+
+
+def test_the_readmes_costs_sample_is_a_valid_costs_section() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Spend by category", 1)[1]
+    sample = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load(LOCAL_DEFAULT.read_text())
+    doc["costs"] = yaml.safe_load(sample)["costs"]
+    config = parse_config(doc)
+    assert config.costs.storage is not None and config.costs.labour[0].pools == {"burst": 1}
