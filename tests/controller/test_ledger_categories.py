@@ -295,3 +295,28 @@ def test_a_busy_share_outside_0_to_1_is_refused(tmp_path: Path, share: float) ->
     config = parse_config(document())
     with Ledger(tmp_path / "ledger.db") as ledger, pytest.raises(ValueError, match="busy_share"):
         ledger.record(0.0, usages(config, 0.0, {"burst": 1}, busy=share))
+
+
+def test_an_interval_across_windows_splits_time_and_credits_requests_to_the_last(
+    tmp_path: Path,
+) -> None:
+    """[500, 700] over 600 s windows: per-replica and per-second quantities are split
+    100 s / 100 s; the requests' network bytes go whole to the window they end in, where
+    the compute rows put the requests."""
+    config = parse_config(document())
+    with Ledger(tmp_path / "ledger.db", window_seconds=600) as ledger:
+        for at in (500.0, 700.0):
+            ledger.record(at, usages(config, at, {"burst": 1}))
+        rows = category_rows(ledger)
+    by_source = {}
+    for row in rows:
+        by_source.setdefault(row.source.split(";")[1].strip()[:20], []).append(
+            (row.window_start, row.quantity)
+        )
+    responses = by_source["estimated as request"]
+    assert responses == [(600, pytest.approx(200 * BURST_RPS * 1000 / 1e9))]
+    bucket = by_source["S3 model bucket 3 GB"]
+    assert bucket == [
+        (0, pytest.approx(3 * 100 / HOUR / 730)),
+        (600, pytest.approx(3 * 100 / HOUR / 730)),
+    ]
