@@ -198,7 +198,12 @@ def test_a_flat_hour_bills_every_category_in_closed_form(tmp_path: Path) -> None
     assert uses["private"].used_usd == uses["private"].idle_usd == 0.0
 
 
-def test_spend_and_the_month_to_date_count_every_category(tmp_path: Path) -> None:
+def test_spend_counts_every_category_and_the_budget_what_burst_capacity_causes(
+    tmp_path: Path,
+) -> None:
+    """`spend` is the bill's total; the month-to-date a burst cap reads is compute,
+    storage and network, not the people's hours allocated to burst (a cap cannot save
+    those, and they would spend it with no replica running)."""
     config = parse_config(document())
     with flat_hour(tmp_path / "ledger.db", config) as ledger:
         bill = ledger.bill(-1e10, 1e10)
@@ -208,9 +213,10 @@ def test_spend_and_the_month_to_date_count_every_category(tmp_path: Path) -> Non
 
     burst = sum(line.usd for line in bill.lines if line.pool == "burst")
     assert by_pool["burst"] == pytest.approx(burst) == pytest.approx(by_role["burst"])
-    assert month_to_date == pytest.approx(burst)
     assert by_pool["burst"] + by_pool["private"] == pytest.approx(bill.usd)
-    assert burst > 6.0 + 7.5 + 5.0  # compute, labour and operations, then storage and network
+    caused = sum(bill.category_usd(c, "burst") for c in ("compute", "storage", "network"))
+    assert month_to_date == pytest.approx(caused) == pytest.approx(burst - 7.5 - 5.0)
+    assert caused > 6.0  # compute, then storage and network
 
 
 def test_a_price_change_mid_window_adds_rows_and_rewrites_none(tmp_path: Path) -> None:

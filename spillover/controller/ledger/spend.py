@@ -51,11 +51,19 @@ _CATEGORY_SPEND = f"""
     GROUP BY {{key}}
 """
 
+# What a burst budget counts: what running burst capacity costs (compute, and the
+# storage and network that follow its replicas and requests). People's and operators'
+# hours are allocated to pools, not caused by them: counting them would spend a monthly
+# cap with no replica running, and a cap that refuses burst saves none of them.
+BUDGET_CATEGORIES = ("storage", "network")
+"""The categories besides compute that `month_to_date_usd` counts."""
+
 _MONTH_TO_DATE = f"""
     SELECT COALESCE(SUM(usd), 0.0) FROM (
         SELECT usd FROM {WINDOWS.name} WHERE {OVERLAPPING} AND role = :role
         UNION ALL
         SELECT usd FROM {CATEGORY_WINDOWS.name} WHERE {OVERLAPPING} AND role = :role
+            AND category IN ({", ".join(repr(category) for category in BUDGET_CATEGORIES)})
     )
 """
 
@@ -123,7 +131,8 @@ class SpendLedger:
         return list(map(WINDOWS.read, self._file.db.execute(query, self._range(since, until))))
 
     def month_to_date_usd(self, at: float, role: str = "burst") -> float:
-        """Spend of a role since the start of the UTC month holding `at` (budget caps)."""
+        """Spend of a role since the start of the UTC month holding `at` (budget caps):
+        compute and `BUDGET_CATEGORIES`."""
         parameters = {**self._range(month_start(at), at), "role": role}
         return float(self._file.db.execute(_MONTH_TO_DATE, parameters).fetchone()[0])
 
