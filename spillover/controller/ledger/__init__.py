@@ -54,7 +54,12 @@ from pathlib import Path
 from types import TracebackType
 
 from spillover.controller.ledger.bill import Bill, BillLedger, BillLine, PoolUse
-from spillover.controller.ledger.categories import CATEGORIES, CategoryRate, category_rates
+from spillover.controller.ledger.categories import (
+    CATEGORIES,
+    CategoryRate,
+    CategoryRow,
+    category_rates,
+)
 from spillover.controller.ledger.charges import PoolUsage, WindowRow
 from spillover.controller.ledger.journal import ControllerState, DecisionJournal, DecisionRecord
 from spillover.controller.ledger.migrations import SCHEMA_VERSION
@@ -71,6 +76,7 @@ __all__ = [
     "Bill",
     "BillLine",
     "CategoryRate",
+    "CategoryRow",
     "ControllerState",
     "DecisionRecord",
     "Ledger",

@@ -130,6 +130,12 @@ class SpendLedger:
         query = WINDOWS.select(where=OVERLAPPING, order_by=", ".join(WINDOW_KEY))
         return list(map(WINDOWS.read, self._file.db.execute(query, self._range(since, until))))
 
+    def category_windows(self, since: float, until: float) -> list[CategoryRow]:
+        """The stored category rows of the windows that overlap [since, until)."""
+        query = CATEGORY_WINDOWS.select(where=OVERLAPPING, order_by=", ".join(CATEGORY_KEY))
+        rows = self._file.db.execute(query, self._range(since, until))
+        return list(map(CATEGORY_WINDOWS.read, rows))
+
     def month_to_date_usd(self, at: float, role: str = "burst") -> float:
         """Spend of a role since the start of the UTC month holding `at` (budget caps):
         compute and `BUDGET_CATEGORIES`."""
