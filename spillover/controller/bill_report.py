@@ -104,7 +104,7 @@ def _align_right(
     headers: list[str], rows: list[list[str]], columns: range | tuple[int, ...]
 ) -> None:
     for column in columns:
-        width = max(len(headers[column]), *(len(row[column]) for row in rows))
+        width = max([len(headers[column]), *(len(row[column]) for row in rows)])
         headers[column] = headers[column].rjust(width)
         for row in rows:
             row[column] = row[column].rjust(width)

@@ -20,6 +20,7 @@ from spillover.config import ConfigError, parse_config
 from spillover.config_cli import LOCAL_DEFAULT
 from spillover.controller.cli import _spend_by_category
 from spillover.controller.exporter import Exporter
+from spillover.controller.ledger import Ledger
 from tests.controller.test_ledger_categories import document, flat_hour
 
 
@@ -193,3 +194,19 @@ def test_the_readmes_costs_sample_is_a_valid_costs_section() -> None:
     doc["costs"] = yaml.safe_load(sample)["costs"]
     config = parse_config(doc)
     assert config.costs.storage is not None and config.costs.labour[0].pools == {"burst": 1}
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_an_empty_ledger_prints_an_empty_bill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    database = tmp_path / "ledger.db"
+    Ledger(database).close()
+    out = spend(capsys, database, fmt)
+    if fmt == "table":
+        assert out.splitlines()[2].split() == ["total", "(all)", "0.0000"]
+    elif fmt == "json":
+        assert json.loads(out)["lines"] == []
+    else:
+        assert out.splitlines() == [",".join(("pool", "role", "category", "quantity", "unit",
+                                              "unit_price", "source", "usd"))]  # fmt: skip
