@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from spillover.config_errors import describe_validation_error
+from spillover.cost_categories import Costs
 from spillover.drivers.registry import DRIVERS
 from spillover.errors import SpilloverError
 
@@ -314,6 +316,7 @@ class SpilloverConfig(_Settings):
     budget: Budget = Field(default_factory=Budget)
     gateway: Gateway = Field(default_factory=Gateway)
     controller: Controller = Field(default_factory=Controller)
+    costs: Costs = Field(default_factory=Costs, description="Storage, network, labour, ops.")
 
     @model_validator(mode="after")
     def _pools_named_once(self) -> SpilloverConfig:
@@ -321,6 +324,7 @@ class SpilloverConfig(_Settings):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(repeated)}")
+        self.costs.check_pools(names)
         return self
 
     def pool(self, name: str) -> PoolConfig:
@@ -386,23 +390,3 @@ def dump_config(config: SpilloverConfig) -> str:
 def json_schema() -> str:
     """The JSON Schema of spillover.yaml: the controller chart's `config` value uses it."""
     return json.dumps(SpilloverConfig.model_json_schema(), indent=2, sort_keys=True) + "\n"
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """Every bad key of a document, one per line, with why."""
-    lines = []
-    for problem in error.errors(include_url=False):
-        key = _key(problem["loc"])
-        reason = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            reason = "unknown key (a typo?)"
-        lines.append(f"  {key or '(top level)'}: {reason}")
-    return "\n".join(lines)
-
-
-def _key(location: tuple[int | str, ...]) -> str:
-    """pools.1.max_replicas -> pools[1].max_replicas"""
-    key = ""
-    for part in location:
-        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
-    return key

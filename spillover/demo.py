@@ -20,6 +20,7 @@ from pathlib import Path
 from spillover.bench.load import SUMMARY_HEADERS, LoadResult, run_closed_loop, summary_row
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
+from spillover.controller.bill_report import format_bill
 from spillover.controller.cli import database_path, render_status
 from spillover.controller.ledger import Ledger
 from spillover.controller.reports import format_spend
@@ -78,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n$ spillover status\n{render_status(ledger, decisions=6)}\n")
             rows = ledger.spend(0.0, time.time() + 1, by="pool")
             print(f"$ spillover spend\n{format_spend(rows, 'table', 'pool')}")
+            bill = format_bill(ledger.bill(0.0, time.time() + 1), "table")
+            print(f"$ spillover spend --by category\n{bill}")
         return 0 if not any(result.failures for result in results) else 1
     finally:
         stack.down()

@@ -29,7 +29,7 @@ from loadtest.timeline import (
 from loadtest.traces import Trace
 from spillover.config import SpilloverConfig, dump_config
 from spillover.controller.cli import database_path
-from spillover.controller.ledger import Ledger
+from spillover.controller.ledger import CategoryRow, Ledger, WindowRow
 from spillover.drivers.local.layout import LocalLayout, LocalPool
 from spillover.drivers.local.state import ReplicaRecord
 from spillover.drivers.processes import is_running, may_signal_group
@@ -199,7 +199,9 @@ def run_with_actions(
     with Ledger(stack.database, window_seconds=None) as ledger:
         decisions = ledger.decisions_since(run.started_at)
         # Every spend a drill reports is over a part of the trace's span.
-        charges = ledger.windows(run.started_at, run.started_at + trace.duration_s)
+        span = (run.started_at, run.started_at + trace.duration_s)
+        charges: list[WindowRow | CategoryRow] = [*ledger.windows(*span)]
+        charges += ledger.category_windows(*span)
         window_s = float(ledger.window_seconds)
     return Observed(
         run,

@@ -16,7 +16,7 @@ import numpy as np
 from loadtest.report import Check, Event
 from loadtest.results import LoadRun
 from loadtest.timeline import ControllerSample, GatewaySample
-from spillover.controller.ledger import DecisionRecord, WindowRow
+from spillover.controller.ledger import CategoryRow, DecisionRecord, WindowRow
 from spillover.drivers.haproxy import pool_of_server
 
 SCALE = re.compile(r"^scale (?P<pool>\S+) to (?P<replicas>\d+)$")
@@ -165,7 +165,7 @@ def last_before(samples: Sequence[ControllerSample], at: float) -> ControllerSam
 
 
 def spend_by_pool(
-    charges: Iterable[WindowRow], window_s: float, since: float, until: float
+    charges: Iterable[WindowRow | CategoryRow], window_s: float, since: float, until: float
 ) -> dict[str, float]:
     """USD the ledger charged each pool for the windows overlapping [since, until), by
     pool name: a window counts whole when any part of it is in the range."""

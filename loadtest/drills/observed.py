@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from loadtest.results import LoadRun
 from loadtest.timeline import ControllerSample, GatewaySample
-from spillover.controller.ledger import DecisionRecord, WindowRow
+from spillover.controller.ledger import CategoryRow, DecisionRecord, WindowRow
 
 F = TypeVar("F")
 G = TypeVar("G")
@@ -25,7 +25,8 @@ class Observed(Generic[F]):
     controller: list[ControllerSample]
     decisions: list[DecisionRecord]
     """Every decision the controller logged since the load's t = 0, oldest first."""
-    charges: list[WindowRow]
+    charges: list[WindowRow | CategoryRow]
+    """Compute rows and every other category's: a drill's spend is all of it."""
     """The ledger's rows for the windows from t = 0 on: what the spend figures sum."""
     ledger_window_s: float
     done: dict[str, float]

@@ -15,6 +15,7 @@ from typing import Any
 from spillover.config import SpilloverConfig, load_config
 from spillover.config_cli import LOCAL_DEFAULT
 from spillover.controller.actuators import Actuators, GatewayActuator
+from spillover.controller.bill_report import format_bill
 from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
@@ -48,7 +49,13 @@ def register(commands: argparse._SubParsersAction, default_run_dir: Path) -> Non
     spend = commands.add_parser("spend", help="what each pool cost, from the ledger")
     _database_options(spend, default_run_dir)
     spend.add_argument("--since", default="1h", help="90s, 15m, 1h, 2d, 1w or ISO-8601 (1h)")
-    spend.add_argument("--by", choices=["pool", "role", "window"], default="pool")
+    spend.add_argument(
+        "--by",
+        choices=["pool", "role", "window", "category"],
+        default="pool",
+        help="category: the bill of quantities per pool (quantity, unit, unit price, "
+        "source, amount), $/1k requests per category, used vs idle compute",
+    )
     spend.add_argument("--format", choices=["table", "csv", "json"], default="table")
     spend.set_defaults(func=_spend)
 
@@ -102,7 +109,11 @@ def _run(args: argparse.Namespace) -> int:
     database = database_path(config, args.run_dir).path
     database.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(database, window_seconds=config.controller.ledger_window_seconds)
-    exporter = Exporter(config, spend_by_pool=lambda: _spend_by_pool(database))
+    exporter = Exporter(
+        config,
+        spend_by_pool=lambda: _spend_by_pool(database),
+        spend_by_category=lambda: _spend_by_category(database),
+    )
     port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
     loop = ControllerLoop(
         config,
@@ -138,6 +149,16 @@ def _spend_by_pool(database: Path) -> dict[str, float]:
     the metrics server's thread)."""
     with Ledger(database, window_seconds=None) as reader:
         return {str(row.key): row.usd for row in reader.spend(0.0, time.time() + 1, by="pool")}
+
+
+def _spend_by_category(database: Path) -> dict[tuple[str, str], float]:
+    """All-time spend per (pool, category), read like `_spend_by_pool`."""
+    with Ledger(database, window_seconds=None) as reader:
+        totals: dict[tuple[str, str], float] = {}
+        for line in reader.bill(0.0, time.time() + 1).lines:
+            key = (line.pool, line.category)
+            totals[key] = totals.get(key, 0.0) + line.usd
+        return totals
 
 
 def _open_ledger(args: argparse.Namespace) -> Ledger:
@@ -218,6 +239,9 @@ def _spend(args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_since(args.since, now)
     with _open_ledger(args) as ledger:
+        if args.by == "category":
+            print(format_bill(ledger.bill(since, now), args.format), end="")
+            return 0
         rows = ledger.spend(since, now, by=args.by)
     print(format_spend(rows, args.format, args.by), end="")
     return 0

@@ -89,9 +89,12 @@ class Exporter(Collector):
         self,
         config: SpilloverConfig,
         spend_by_pool: Callable[[], Mapping[str, float]],
+        spend_by_category: Callable[[], Mapping[tuple[str, str], float]] = dict,
     ) -> None:
+        """spend_by_category: all-time dollars per (pool, category), from the ledger."""
         self.config = config
         self.spend_by_pool = spend_by_pool
+        self.spend_by_category = spend_by_category
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._lock = threading.Lock()
@@ -142,6 +145,15 @@ class Exporter(Collector):
         for pool, usd in sorted(self.spend_by_pool().items()):
             spend.add_metric([pool], usd)
         yield spend
+        by_category = CounterMetricFamily(
+            "spillover_spend_dollars",
+            "Spend recorded in the ledger, per pool and cost category (compute, storage, "
+            "network, labour, operations).",
+            labels=["pool", "category"],
+        )
+        for (pool, category), usd in sorted(self.spend_by_category().items()):
+            by_category.add_metric([pool, category], usd)
+        yield by_category
         yield from self._config_metrics()
         if last is not None:
             yield from self._tick_metrics(last)

@@ -21,7 +21,7 @@ from spillover.config import SpilloverConfig
 from spillover.controller.actuators import ActuationFailure, Actuators
 from spillover.controller.decisions import Alert, Decision, ScalePool, SetMode, SetWeights
 from spillover.controller.exporter import Exporter
-from spillover.controller.ledger import Ledger, PoolUsage
+from spillover.controller.ledger import Ledger, PoolUsage, category_rates
 from spillover.controller.policy import Policy, PolicyState
 from spillover.controller.snapshot import Snapshot
 from spillover.controller.status import status_view
@@ -61,6 +61,8 @@ class ControllerLoop:
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.config)
+        # The config is fixed for the loop's life: its category rates are too.
+        self._rates = {pool.name: category_rates(self.config, pool) for pool in self.config.pools}
 
     def restore(self) -> None:
         """Pick up the policy state the last run stored: same forecast, same cooldowns."""
@@ -166,7 +168,11 @@ class ControllerLoop:
             counters = {}
         return [
             PoolUsage.of(
-                pool, snapshot.pool(pool.name).running, *counters.get(pool.name, (None, None))
+                pool,
+                snapshot.pool(pool.name).running,
+                *counters.get(pool.name, (None, None)),
+                busy_share=snapshot.pool(pool.name).busy_share,
+                rates=self._rates[pool.name],
             )
             for pool in self.config.pools
         ]

@@ -253,6 +253,9 @@ class Observer:
 
         observed = tuple(rates.replica_observation(r, *gateway_ready) for r in replicas)
         ready = [r for r, o in zip(replicas, observed, strict=True) if o.phase == "ready"]
+        billed = sum(1 for o in observed if o.phase != "failed")
+        # Replicas billed but not measured (starting, draining) served nothing: idle.
+        busy = triton.busy_share * len(measured) / billed if triton and billed else None
         return PoolObservation(
             name=name,
             replicas=observed,
@@ -262,6 +265,7 @@ class Observer:
             queue_time_p99_ms=recent("queue_p99", p99),
             service_rate_rps=recent("service_rate", triton.service_rate_rps if triton else None),
             metrics_age_s=now - max(map(self._last_metrics, ready)) if ready else None,
+            busy_share=None if busy is None else min(busy, 1.0),
         )
 
 

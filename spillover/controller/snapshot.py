@@ -44,6 +44,9 @@ class PoolObservation:
     service_rate_rps: float | None = None
     """Requests per second one replica serves when fully busy, measured from Triton's
     busy time; None until traffic has flowed."""
+    busy_share: float | None = None
+    """Share of the billed replicas' time Triton was busy over the last interval (0..1);
+    starting and draining replicas count as idle. None: not measured."""
     metrics_age_s: float | None = None
     """Seconds since the freshest successful Triton /metrics scrape of any of the
     pool's ready replicas (one never scraped counts from when it was first listed);

@@ -192,6 +192,9 @@ class PoolTraffic:
     """Requests per second one replica serves when fully busy; None below
     MIN_REQUESTS_TO_MEASURE requests. Measured at the batch sizes the interval's load
     produced: light load makes small batches, so it errs low, the safe side."""
+    busy_share: float = 0.0
+    """Share of the measured replicas' instance-time spent computing (0..1): the used
+    part of what they cost."""
 
 
 def pool_traffic(intervals: Sequence[ReplicaInterval], model_instances: int = 1) -> PoolTraffic:
@@ -209,6 +212,7 @@ def pool_traffic(intervals: Sequence[ReplicaInterval], model_instances: int = 1)
     busy = sum(
         min(replica.busy_seconds, replica.seconds * model_instances) for replica in intervals
     )
+    capacity = instance_seconds(intervals, model_instances)
     serving = [replica for replica in intervals if replica.requests > 0]
     service_rate = None
     if requests >= MIN_REQUESTS_TO_MEASURE and busy > 0:
@@ -219,7 +223,15 @@ def pool_traffic(intervals: Sequence[ReplicaInterval], model_instances: int = 1)
         queue_time_ms=_ms(sum(r.queue_us for r in serving) / requests) if requests else 0.0,
         queue_time_p99_ms=max((_ms(_p99_us(r)) for r in serving), default=0.0),
         service_rate_rps=service_rate,
+        busy_share=busy / capacity
+        if (capacity := instance_seconds(intervals, model_instances))
+        else 0.0,
     )
+
+
+def instance_seconds(intervals: Sequence[ReplicaInterval], model_instances: int) -> float:
+    """The instance-time the replicas had over their intervals: what busy time fills."""
+    return sum(replica.seconds * model_instances for replica in intervals)
 
 
 def _p99_us(replica: ReplicaInterval) -> float:

@@ -13,7 +13,7 @@ from spillover.controller.decisions import Mode, SetMode
 from spillover.controller.ledger import SCHEMA_VERSION, Ledger, LedgerError, PoolUsage
 from spillover.controller.ledger.journal import CONTROLLER_STATE, DECISIONS
 from spillover.controller.ledger.migrations import MIGRATIONS, Migration
-from spillover.controller.ledger.spend import WATERMARKS, WINDOWS
+from spillover.controller.ledger.spend import CATEGORY_WINDOWS, WATERMARKS, WINDOWS
 from spillover.controller.ledger.store import LedgerFile
 from spillover.controller.ledger.tables import Table
 
@@ -119,7 +119,7 @@ def test_a_version_1_file_is_migrated_with_its_rows_intact(tmp_path: Path) -> No
         assert (row.replica_hours * 3600, row.requests) == (240.0 + 120.0, 100)
 
     version, dump = contents(database)
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     assert any("decisions_by_time" in statement for statement in dump)
 
 
@@ -154,8 +154,8 @@ def test_a_file_from_the_future_is_refused_and_left_as_it_was(tmp_path: Path) ->
 
 
 def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    """Version 3 needs one decision per kind; the file has two ScalePools, so it fails, and
-    version 2, applied before it in the same transaction, is undone with it."""
+    """The step after the last needs one decision per kind; the file has two ScalePools, so
+    it fails, and the versions applied before it in the same transaction are undone."""
     database = tmp_path / "controller.db"
     write_version_1_file(database)
     before = contents(database)
@@ -167,7 +167,7 @@ def test_a_migration_that_fails_leaves_the_file_as_it_was(tmp_path: Path) -> Non
         LedgerFile(database, None, migrations=(*MIGRATIONS, one_per_kind))
 
     message = str(failed.value)
-    assert "schema version 3 (one decision per kind) failed" in message
+    assert f"schema version {SCHEMA_VERSION + 1} (one decision per kind) failed" in message
     assert "left at version 1" in message
     assert contents(database) == before
 
@@ -195,7 +195,7 @@ def test_files_opened_at_once_are_migrated_once(tmp_path: Path) -> None:
     assert contents(database)[0] == SCHEMA_VERSION
 
 
-TABLES: list[Table] = [WINDOWS, WATERMARKS, DECISIONS, CONTROLLER_STATE]
+TABLES: list[Table] = [WINDOWS, CATEGORY_WINDOWS, WATERMARKS, DECISIONS, CONTROLLER_STATE]
 FILLED_BY_SQLITE = {"decisions": {"id"}}
 """Columns no row writes: the log's order, assigned on insert."""
 
@@ -218,3 +218,39 @@ def test_every_table_has_exactly_the_columns_of_its_row_type(
 
     written = {*table.fixed, *table.columns}
     assert stored - FILLED_BY_SQLITE.get(table.name, set()) == written
+
+
+def test_a_version_1_file_upgrades_to_spend_by_category(tmp_path: Path) -> None:
+    """Old rows are compute at the all-in price they were charged at, busy share unknown;
+    the old watermark, which carries no category rates, charges its interval as compute
+    alone (never twice); the next intervals add the categories the usage carries."""
+    from spillover.controller.ledger import CategoryRate
+
+    database = tmp_path / "controller.db"
+    write_version_1_file(database)
+    bucket = CategoryRate("storage", "GB-month", 0.05, "S3", "seconds", 1 / 3600)
+
+    with Ledger(database, window_seconds=None) as ledger:
+        (old,) = ledger.bill(*EVER).lines
+        assert (old.category, old.quantity, old.unit_price, old.usd) == (
+            "compute",
+            240.0 / 3600,
+            3.6,
+            0.24,
+        )
+        (use,) = ledger.bill(*EVER).pools
+        assert (use.used_usd, use.idle_usd, use.unmeasured_usd) == (0.0, 0.0, pytest.approx(0.24))
+
+        usage = PoolUsage("burst", "burst", 2, 3.6, "spot", 100, 2, busy_share=0.5, rates=(bucket,))
+        ledger.record(900.0, [usage])  # [840, 900] at the old watermark: compute only
+        assert {line.category for line in ledger.bill(*EVER).lines} == {"compute"}
+        ledger.record(1200.0, [usage])  # [900, 1200] at the rates recorded at 900
+        lines = {line.category: line for line in ledger.bill(*EVER).lines}
+        (use,) = ledger.bill(*EVER).pools
+
+    assert lines["storage"].quantity == pytest.approx(300 / 3600)
+    assert lines["storage"].usd == pytest.approx(300 / 3600 * 0.05)
+    assert lines["compute"].usd == pytest.approx((240 + 120 + 600) / 3600 * 3.6)
+    # Busy halves of [840, 900] and [900, 1200]; the version-1 row stays unmeasured.
+    assert use.used_usd == pytest.approx(use.idle_usd) == pytest.approx(360 / 3600 * 3.6)
+    assert use.unmeasured_usd == pytest.approx(0.24)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -121,3 +122,36 @@ def test_a_metrics_port_in_use_is_named_with_what_to_change():
         exporter = Exporter(scenario_config(), lambda: {})
         with pytest.raises(PermanentError, match=f"controller.metrics_port {port}.*free port"):
             exporter.serve("127.0.0.1", port)
+
+
+def test_the_loop_charges_the_configs_categories_and_the_observed_busy_share(tmp_path):
+    """What the loop hands the ledger each tick: the config's category rates and the
+    busy share the observer measured."""
+    clock = FakeClock()
+    observer = Observer(clock)
+    original = observer.observe
+
+    def with_busy_share() -> Snapshot:
+        snapshot = original()
+        (pool,) = snapshot.pools
+        return Snapshot(snapshot.at, snapshot.demand_rps, (replace(pool, busy_share=0.4),))
+
+    observer.observe = with_busy_share
+    config = scenario_config(
+        policy={"tick_seconds": 0.01},
+        costs={"operations": [{"name": "racks", "hours_per_month": 730, "usd_per_hour": 36,
+                               "source": "colo contract"}]},
+    )  # fmt: skip
+    actuators = Actuators(
+        {p.name: Driver([]) for p in config.pools}, Gateway(), sleep=lambda _: None
+    )
+    loop = ControllerLoop(config, observer, actuators, Ledger(tmp_path / "c.db"), clock=clock)
+    for _ in range(3):
+        loop.tick()
+    bill = loop.ledger.bill(START, clock.now + 1)
+    operations = [line for line in bill.lines if line.category == "operations"]
+    # An hour of operations per hour, split evenly: 4 s of ticks over the config's pools.
+    assert sum(line.quantity for line in operations) == pytest.approx(4 / 3600)
+    assert {line.source.split(";")[0] for line in operations} == {"racks: colo contract"}
+    (private,) = [use for use in bill.pools if use.pool == "private"]
+    assert private.used_usd / (private.used_usd + private.idle_usd) == pytest.approx(0.4)

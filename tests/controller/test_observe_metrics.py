@@ -247,3 +247,12 @@ def test_p99_queue_time_is_the_worst_serving_replicas(
 def test_an_idle_pool_queues_nobody() -> None:
     traffic = pool_traffic([replica(0, seconds=2.0)])
     assert (traffic.served_rps, traffic.queue_time_ms, traffic.service_rate_rps) == (0.0, 0.0, None)
+
+
+def test_busy_share_is_busy_time_over_the_instances_time() -> None:
+    """Two replicas of 2 instances for 2 s have 8 instance-seconds; 1.5 s and 0.5 s of
+    compute (unbatched) fill a quarter of it, what the ledger counts as used."""
+    busy = replica(100, compute_us=1.5e6, seconds=2.0)
+    quiet = replica(50, compute_us=0.5e6, seconds=2.0)
+    assert pool_traffic([busy, quiet], model_instances=2).busy_share == pytest.approx(0.25)
+    assert pool_traffic([replica(0, seconds=2.0)]).busy_share == 0.0

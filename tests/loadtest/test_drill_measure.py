@@ -9,7 +9,7 @@ from loadtest.drills import measure
 from loadtest.results import LoadRun, ScheduleCheck, Target
 from loadtest.timeline import GatewaySample
 from loadtest.traces import constant
-from spillover.controller.ledger import DecisionRecord, Ledger, PoolUsage
+from spillover.controller.ledger import CategoryRate, DecisionRecord, Ledger, PoolUsage
 
 SLO_MS = 100.0
 
@@ -97,6 +97,10 @@ def test_resizes_keep_only_changes_from_the_known_sizes():
     assert measure.first_mode_other_than(records, "safe", 2.5) is None
 
 
+RACKS = CategoryRate("operations", "replica-h", 0.3, "racks", "replica_seconds", 1 / 3600)
+"""A category beside compute: a drill's spend counts it as `spillover spend` does."""
+
+
 def test_spend_sums_the_ledger_windows_a_range_overlaps_as_the_ledger_does(tmp_path) -> None:
     """A drill reads the ledger's rows once and sums ranges itself: the sums must be the
     ledger's own (`spillover spend`), window edges included."""
@@ -106,11 +110,11 @@ def test_spend_sums_the_ledger_windows_a_range_overlaps_as_the_ledger_does(tmp_p
             ledger.record(
                 at,
                 [
-                    PoolUsage("private", "private", 2, 1.2, "owned", tick * 10, 0),
+                    PoolUsage("private", "private", 2, 1.2, "owned", tick * 10, 0, rates=(RACKS,)),
                     PoolUsage("burst", "burst", 1 if 10 <= tick < 20 else 0, 0.45, "spot", 0, 0),
                 ],
             )
-        charges = ledger.windows(1000.0, 1030.0)
+        charges = [*ledger.windows(1000.0, 1030.0), *ledger.category_windows(1000.0, 1030.0)]
         for since, until in [
             (1000.0, 1030.0),
             (1002.5, 1012.5),

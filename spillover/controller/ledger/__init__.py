@@ -5,7 +5,10 @@
 - `charges`: the arithmetic below, as pure functions (under the policy-is-pure contract);
 - `store`: the file (WAL, transactions) and its schema, brought up to date by the
   ordered history in `migrations`;
-- `spend`: charging ticks and summing windows; `journal`: decisions and saved state;
+- `categories`: the unit prices of storage, network, labour and operations (compute's
+  comes in each tick's `PoolUsage`), and their window charges, pure too;
+- `spend`: charging ticks and summing windows; `bill`: the bill of quantities by
+  category with used and idle compute; `journal`: decisions and saved state;
 - `tables`: SQL built from the row dataclasses, the one definition of each table's columns.
 
 How a tick becomes money (each rule is tested in tests/controller/test_ledger*.py):
@@ -25,6 +28,10 @@ How a tick becomes money (each rule is tested in tests/controller/test_ledger*.p
   spot price, an edited config) starts a second row for that window, so every row's
   `usd` is its replica-seconds times its own unit price and `spend` can name every
   source a range was priced from. Nothing is averaged or overwritten.
+- Every category is charged the same way: compute in `windows` (replica-seconds at
+  $/replica-hour), the others in `category_windows` (a quantity in its unit at its
+  unit price), both at the rates the watermark holds, in the same transaction; a
+  price or rate change mid-window starts a second row, as compute's does.
 - Requests and errors are the deltas of the gateway's cumulative counters since the
   last known value, credited whole to the window holding the interval's last instant
   (where the replica-seconds that served them are; integers, never split by time). The
@@ -46,6 +53,13 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+from spillover.controller.ledger.bill import Bill, BillLedger, BillLine, PoolUse
+from spillover.controller.ledger.categories import (
+    CATEGORIES,
+    CategoryRate,
+    CategoryRow,
+    category_rates,
+)
 from spillover.controller.ledger.charges import PoolUsage, WindowRow
 from spillover.controller.ledger.journal import ControllerState, DecisionJournal, DecisionRecord
 from spillover.controller.ledger.migrations import SCHEMA_VERSION
@@ -57,20 +71,27 @@ from spillover.controller.ledger.store import (
 )
 
 __all__ = [
+    "CATEGORIES",
     "SCHEMA_VERSION",
+    "Bill",
+    "BillLine",
+    "CategoryRate",
+    "CategoryRow",
     "ControllerState",
     "DecisionRecord",
     "Ledger",
     "LedgerError",
     "PoolUsage",
+    "PoolUse",
     "SpendKey",
     "SpendRow",
     "WindowRow",
+    "category_rates",
     "has_schema",
 ]
 
 
-class Ledger(SpendLedger, DecisionJournal):
+class Ledger(SpendLedger, BillLedger, DecisionJournal):
     """Spend ledger, decision log and controller state in one SQLite file."""
 
     def __init__(self, path: Path | str, window_seconds: int | None = 60) -> None:

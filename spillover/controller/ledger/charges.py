@@ -11,6 +11,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from spillover.config import PoolConfig
+from spillover.controller.ledger.categories import (
+    CategoryRate,
+    CategoryRow,
+    category_charges,
+    compute_usd_per_replica_hour,
+    rates_from_json,
+    rates_to_json,
+)
 
 SECONDS_PER_DAY = 86_400
 
@@ -25,11 +33,17 @@ class PoolUsage:
     replicas: int
     """Replicas running now, ready, starting or draining: what is billed."""
     usd_per_replica_hour: float
+    """Compute's unit price in force from now on (the config's, or a market price)."""
     price_source: str
     requests_total: int | None
     """Cumulative served-requests counter from the gateway; None: unknown this tick."""
     errors_total: int | None
     """Cumulative failed-requests counter; None: unknown this tick."""
+    busy_share: float | None = None
+    """Share of the replicas' time Triton was busy since the last tick (0..1); None:
+    not measured. Splits the interval's compute cost into used and idle."""
+    rates: tuple[CategoryRate, ...] = ()
+    """Unit prices of the other categories in force from now on (`category_rates`)."""
 
     @staticmethod
     def of(
@@ -37,27 +51,40 @@ class PoolUsage:
         replicas: int,
         requests_total: int | None,
         errors_total: int | None,
+        busy_share: float | None = None,
+        rates: tuple[CategoryRate, ...] = (),
     ) -> PoolUsage:
-        """The usage of a configured pool, priced as its config says."""
+        """The usage of a configured pool, its compute priced as its config says."""
         return PoolUsage(
             pool.name,
             pool.role,
             replicas,
-            pool.price.hourly_usd,
+            compute_usd_per_replica_hour(pool.price),
             pool.price.source,
             requests_total,
             errors_total,
+            busy_share,
+            rates,
         )
 
 
 @dataclass(frozen=True)
-class Watermark(PoolUsage):
+class Watermark:
     """How far a pool is charged (`at`), and the usage in force from then on.
 
     Its counters are the newest known ones, which may be older than `at`.
     """
 
+    pool: str
+    role: str
+    replicas: int
+    usd_per_replica_hour: float
+    price_source: str
+    requests_total: int | None
+    errors_total: int | None
     at: float
+    category_rates: str = "[]"
+    """The other categories' rates in force, as JSON (`rates_to_json`)."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +103,33 @@ class WindowRow:
     price_source: str
     requests: int
     errors: int
+    busy_replica_seconds: float = 0.0
+    """Of `replica_seconds`, those Triton was busy: the used part of the cost."""
+    measured_replica_seconds: float = 0.0
+    """Of `replica_seconds`, those whose busy share was measured; the rest is neither
+    used nor idle but unknown (rows older than the measurement are all unknown)."""
 
 
 WINDOW_KEY = ("window_start", "pool", "usd_per_replica_hour", "price_source")
 """What makes a window row distinct: a mid-window price change adds a row, never blends."""
-WINDOW_SUMS = ("replica_seconds", "usd", "requests", "errors")
+WINDOW_SUMS = (
+    "replica_seconds",
+    "usd",
+    "requests",
+    "errors",
+    "busy_replica_seconds",
+    "measured_replica_seconds",
+)
 """The columns two charges to the same row add up in."""
+
+
+@dataclass(frozen=True)
+class TickCharges:
+    """What one tick adds: compute rows, the other categories' rows, new watermarks."""
+
+    compute: list[WindowRow]
+    categories: list[CategoryRow]
+    watermarks: list[Watermark]
 
 
 def charge_tick(
@@ -89,23 +137,28 @@ def charge_tick(
     usages: Sequence[PoolUsage],
     marks: Mapping[str, Watermark],
     window_seconds: int,
-) -> tuple[list[WindowRow], list[Watermark]]:
+) -> TickCharges:
     """The charges for [watermark, at] of every pool, and the watermarks that follow them.
 
     A pool already recorded at or after `at` (a replay after a restart) gets neither; a
     pool never seen gets only a watermark, since nothing is known about before it.
     """
     check_usages(at, usages)
-    charges: list[WindowRow] = []
-    advanced: list[Watermark] = []
+    charges = TickCharges([], [], [])
     for usage in usages:
         mark = marks.get(usage.pool)
         if mark is not None and at <= mark.at:
             continue
         if mark is not None:
-            charges.extend(interval_charges(mark, usage, at, window_seconds))
-        advanced.append(advance(mark, usage, at))
-    return charges, advanced
+            charges.compute.extend(interval_charges(mark, usage, at, window_seconds))
+            pieces = list(split(mark.at, at, window_seconds))
+            requests = counter_delta(mark.requests_total, usage.requests_total)
+            rates = rates_from_json(mark.category_rates)
+            charges.categories.extend(
+                category_charges(rates, usage.pool, mark.role, mark.replicas, pieces, requests)
+            )
+        charges.watermarks.append(advance(mark, usage, at))
+    return charges
 
 
 def check_usages(at: float, usages: Sequence[PoolUsage]) -> None:
@@ -118,13 +171,16 @@ def check_usages(at: float, usages: Sequence[PoolUsage]) -> None:
     for usage in usages:
         if usage.replicas < 0:
             raise ValueError(f"pool {usage.pool}: replicas cannot be negative ({usage.replicas})")
+        if usage.busy_share is not None and not 0 <= usage.busy_share <= 1:
+            raise ValueError(f"pool {usage.pool}: busy_share must be in [0, 1]")
 
 
 def interval_charges(
     mark: Watermark, usage: PoolUsage, at: float, window_seconds: int
 ) -> list[WindowRow]:
     """Window increments for [mark.at, at] at the watermark's replicas and price (what
-    ran during the interval); the counter deltas go whole to the last piece."""
+    ran during the interval); the counter deltas go whole to the last piece. The busy
+    share is the new tick's: Triton's counters measured the interval just ended."""
     pieces = list(split(mark.at, at, window_seconds))
     requests = counter_delta(mark.requests_total, usage.requests_total)
     errors = counter_delta(mark.errors_total, usage.errors_total)
@@ -132,6 +188,7 @@ def interval_charges(
     for index, (window_start, seconds) in enumerate(pieces):
         last = index == len(pieces) - 1
         replica_seconds = mark.replicas * seconds
+        measured = replica_seconds if usage.busy_share is not None else 0.0
         rows.append(
             WindowRow(
                 window_start=window_start,
@@ -143,6 +200,8 @@ def interval_charges(
                 price_source=mark.price_source,
                 requests=requests if last else 0,
                 errors=errors if last else 0,
+                busy_replica_seconds=measured * (usage.busy_share or 0.0),
+                measured_replica_seconds=measured,
             )
         )
     return rows
@@ -181,6 +240,7 @@ def advance(mark: Watermark | None, usage: PoolUsage, at: float) -> Watermark:
         requests_total=requests,
         errors_total=errors,
         at=at,
+        category_rates=rates_to_json(usage.rates),
     )
 
 

@@ -71,6 +71,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         # ticks in the log that must not scan all of it.
         ("CREATE INDEX decisions_by_time ON decisions (at)",),
     ),
+    Migration(
+        "spend by category: storage, network, labour, operations beside compute; busy share",
+        (
+            # Compute stays in `windows` (a market-price feed writes there unchanged);
+            # the other categories get rows of their own, keyed like compute's by price
+            # and source so a mid-window change adds a row.
+            """CREATE TABLE category_windows (
+                window_start INTEGER NOT NULL,
+                pool TEXT NOT NULL,
+                role TEXT NOT NULL,
+                category TEXT NOT NULL,
+                unit TEXT NOT NULL,
+                unit_price REAL NOT NULL,
+                source TEXT NOT NULL,
+                quantity REAL NOT NULL,
+                usd REAL NOT NULL,
+                PRIMARY KEY (window_start, pool, category, unit, unit_price, source)
+            ) WITHOUT ROWID""",
+            # Rows written before this knew no busy share: 0 measured, so unknown.
+            "ALTER TABLE windows ADD COLUMN busy_replica_seconds REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE windows ADD COLUMN measured_replica_seconds REAL NOT NULL DEFAULT 0",
+            # A watermark from before carries no category rates: its next interval is
+            # charged as compute alone, at the all-in price it was recorded with.
+            "ALTER TABLE watermarks ADD COLUMN category_rates TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

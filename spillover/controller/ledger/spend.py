@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from spillover.controller.ledger.categories import CATEGORY_KEY, CATEGORY_SUMS, CategoryRow
 from spillover.controller.ledger.charges import (
     WINDOW_KEY,
     WINDOW_SUMS,
@@ -22,13 +23,15 @@ from spillover.controller.ledger.tables import Table
 SpendKey = Literal["pool", "window", "role"]
 
 WINDOWS = Table("windows", WindowRow)
+CATEGORY_WINDOWS = Table("category_windows", CategoryRow)
 WATERMARKS = Table("watermarks", Watermark)
 
 _ADD_TO_WINDOW = WINDOWS.insert(conflict_key=WINDOW_KEY, summed=WINDOW_SUMS)
+_ADD_TO_CATEGORY = CATEGORY_WINDOWS.insert(conflict_key=CATEGORY_KEY, summed=CATEGORY_SUMS)
 _SET_WATERMARK = WATERMARKS.insert(conflict_key=("pool",))
 
 # A window counts whole when it overlaps [since, until): window_start + window > since.
-_OVERLAPPING = "window_start < :until AND window_start > :since - :window"
+OVERLAPPING = "window_start < :until AND window_start > :since - :window"
 
 _SPEND_COLUMNS: dict[str, str] = {"pool": "pool", "window": "window_start", "role": "role"}
 
@@ -36,13 +39,33 @@ _SPEND = f"""
     SELECT {{key}}, SUM(replica_seconds), SUM(usd), SUM(requests), SUM(errors),
            json_group_array(DISTINCT price_source)
     FROM {WINDOWS.name}
-    WHERE {_OVERLAPPING}
+    WHERE {OVERLAPPING}
     GROUP BY {{key}} ORDER BY {{key}}
 """
 
-_MONTH_TO_DATE = (
-    f"SELECT COALESCE(SUM(usd), 0.0) FROM {WINDOWS.name} WHERE {_OVERLAPPING} AND role = :role"
-)
+# The other categories' dollars per key, added to compute's in `spend`.
+_CATEGORY_SPEND = f"""
+    SELECT {{key}}, SUM(usd)
+    FROM {CATEGORY_WINDOWS.name}
+    WHERE {OVERLAPPING}
+    GROUP BY {{key}}
+"""
+
+# What a burst budget counts: what running burst capacity costs (compute, and the
+# storage and network that follow its replicas and requests). People's and operators'
+# hours are allocated to pools, not caused by them: counting them would spend a monthly
+# cap with no replica running, and a cap that refuses burst saves none of them.
+BUDGET_CATEGORIES = ("storage", "network")
+"""The categories besides compute that `month_to_date_usd` counts."""
+
+_MONTH_TO_DATE = f"""
+    SELECT COALESCE(SUM(usd), 0.0) FROM (
+        SELECT usd FROM {WINDOWS.name} WHERE {OVERLAPPING} AND role = :role
+        UNION ALL
+        SELECT usd FROM {CATEGORY_WINDOWS.name} WHERE {OVERLAPPING} AND role = :role
+            AND category IN ({", ".join(repr(category) for category in BUDGET_CATEGORIES)})
+    )
+"""
 
 
 @dataclass(frozen=True)
@@ -53,10 +76,12 @@ class SpendRow:
     """Pool name, role, or window start (seconds since the epoch)."""
     replica_hours: float
     usd: float
+    """Every category: compute, storage, network, labour, operations."""
     requests: int
     errors: int
     price_sources: tuple[str, ...]
-    """Every price source the range was charged at, sorted."""
+    """Every compute price source the range was charged at, sorted (the bill of
+    quantities, `Ledger.bill`, names every category's)."""
 
     @property
     def usd_per_1k_requests(self) -> float | None:
@@ -75,9 +100,10 @@ class SpendLedger:
             marks = {
                 mark.pool: mark for mark in map(WATERMARKS.read, db.execute(WATERMARKS.select()))
             }
-            charges, advanced = charge_tick(at, usages, marks, self._file.window_seconds)
-            db.executemany(_ADD_TO_WINDOW, map(WINDOWS.values, charges))
-            db.executemany(_SET_WATERMARK, map(WATERMARKS.values, advanced))
+            charges = charge_tick(at, usages, marks, self._file.window_seconds)
+            db.executemany(_ADD_TO_WINDOW, map(WINDOWS.values, charges.compute))
+            db.executemany(_ADD_TO_CATEGORY, map(CATEGORY_WINDOWS.values, charges.categories))
+            db.executemany(_SET_WATERMARK, map(WATERMARKS.values, charges.watermarks))
 
     def watermark(self, pool: str) -> float | None:
         """The last `at` recorded for a pool (None: never): how far its spend is known."""
@@ -90,17 +116,29 @@ class SpendLedger:
         """Spend per pool, window or role, over the windows that overlap [since, until)."""
         if by not in _SPEND_COLUMNS:
             raise ValueError(f"by must be one of {', '.join(_SPEND_COLUMNS)}, not {by!r}")
-        query = _SPEND.format(key=_SPEND_COLUMNS[by])
-        rows = self._file.db.execute(query, self._range(since, until)).fetchall()
-        return [_spend_row(*row) for row in rows]
+        key = _SPEND_COLUMNS[by]
+        parameters = self._range(since, until)
+        rows = self._file.db.execute(_SPEND.format(key=key), parameters).fetchall()
+        others = {
+            row[0]: row[1]
+            for row in self._file.db.execute(_CATEGORY_SPEND.format(key=key), parameters)
+        }
+        return [_spend_row(row, others.get(row[0], 0.0)) for row in rows]
 
     def windows(self, since: float, until: float) -> list[WindowRow]:
         """The stored rows of the windows that overlap [since, until), oldest first."""
-        query = WINDOWS.select(where=_OVERLAPPING, order_by=", ".join(WINDOW_KEY))
+        query = WINDOWS.select(where=OVERLAPPING, order_by=", ".join(WINDOW_KEY))
         return list(map(WINDOWS.read, self._file.db.execute(query, self._range(since, until))))
 
+    def category_windows(self, since: float, until: float) -> list[CategoryRow]:
+        """The stored category rows of the windows that overlap [since, until)."""
+        query = CATEGORY_WINDOWS.select(where=OVERLAPPING, order_by=", ".join(CATEGORY_KEY))
+        rows = self._file.db.execute(query, self._range(since, until))
+        return list(map(CATEGORY_WINDOWS.read, rows))
+
     def month_to_date_usd(self, at: float, role: str = "burst") -> float:
-        """Spend of a role since the start of the UTC month holding `at` (budget caps)."""
+        """Spend of a role since the start of the UTC month holding `at` (budget caps):
+        compute and `BUDGET_CATEGORIES`."""
         parameters = {**self._range(month_start(at), at), "role": role}
         return float(self._file.db.execute(_MONTH_TO_DATE, parameters).fetchone()[0])
 
@@ -108,18 +146,14 @@ class SpendLedger:
         return {"since": since, "until": until, "window": self._file.window_seconds}
 
 
-def _spend_row(
-    key: str | int,
-    replica_seconds: float,
-    usd: float,
-    requests: int,
-    errors: int,
-    sources_json: str,
-) -> SpendRow:
+def _spend_row(row: tuple[str | int, float, float, int, int, str], other_usd: float) -> SpendRow:
+    """Compute's sums for one key with the other categories' dollars added (every key has
+    compute rows: a pool's first interval writes one, if of 0 replicas)."""
+    key, replica_seconds, usd, requests, errors, sources_json = row
     return SpendRow(
         key=key,
         replica_hours=replica_seconds / 3600,
-        usd=usd,
+        usd=usd + other_usd,
         requests=requests,
         errors=errors,
         price_sources=tuple(sorted(json.loads(sources_json))),
