@@ -19,6 +19,7 @@ from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.observe import Observer
+from spillover.controller.prices import PriceFeed
 from spillover.controller.reports import format_spend, parse_since
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.drivers.local.state import RunDir
@@ -111,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         Actuators(drivers, GatewayActuator(gateway)),
         ledger,
         exporter,
+        prices=PriceFeed(config),
     )
     loop.restore()
     stop = threading.Event()
@@ -171,6 +173,7 @@ def render_status(ledger: Ledger, decisions: int = 8, fmt: str = "table") -> str
         return json.dumps(status, indent=2)
     lines = [_status_header(status), ""]
     lines.append(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
+    lines.extend(_price_lines(status["pools"]))
     lines.append("\nlast decisions:")
     for decision in recent:
         stamp = time.strftime("%H:%M:%S", time.localtime(decision.at))
@@ -212,6 +215,17 @@ def _status_row(pool: dict[str, Any]) -> list[object]:
         number(pool["queue_time_ms"], 1),
         f"{pool['usd_per_hour']:.2f}",
     ]
+
+
+def _price_lines(pools: list[dict[str, Any]]) -> list[str]:
+    """Pools not charged at a fresh price: stale market prices and price-book fallbacks."""
+    lines = []
+    for pool in pools:
+        note = pool.get("price_note")  # absent in status stored before market prices
+        if note:
+            origin = "STALE price" if pool["price_origin"] == "stale" else "price book"
+            lines.append(f"  {pool['pool']}: {origin} ${pool['usd_per_replica_hour']:.4f}: {note}")
+    return ["", "prices not fresh from AWS:", *lines] if lines else []
 
 
 def _spend(args: argparse.Namespace) -> int:
