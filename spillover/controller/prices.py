@@ -91,9 +91,7 @@ class PriceFeed:
             credentials = session is None or has_credentials(session)
         self.credentials = credentials
         if markets and not credentials:
-            logger.warning(
-                "%s: %s", ", ".join(pool.name for pool, _ in markets), NO_CREDENTIALS
-            )
+            logger.warning("%s: %s", ", ".join(pool.name for pool, _ in markets), NO_CREDENTIALS)
 
         def default_prices(market: MarketPrice) -> AwsPrices:
             return AwsPrices(market.region, market.endpoint_url, session)

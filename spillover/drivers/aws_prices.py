@@ -20,8 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spillover.errors import TemporaryError
 
+MAX_ATTEMPTS = 4
+"""Attempts per call, the first included; adaptive mode also rate-limits itself on throttling."""
 CLIENT_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 4},
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
     # A tick waits for these calls: a dead endpoint must cost seconds, not minutes.
     connect_timeout=3,
     read_timeout=10,
@@ -159,6 +161,14 @@ def _on_demand_term(product: dict[str, Any]) -> tuple[float, str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class BillByTag:
+    usd: dict[str, float]
+    """USD per tag value; '' holds the resources without the tag."""
+    estimated: bool
+    """Cost Explorer says the period is not final yet (its figures still move)."""
+
+
 class AwsBill:
     """Cost Explorer: what AWS billed, grouped by a cost-allocation tag."""
 
@@ -171,9 +181,10 @@ class AwsBill:
 
     def cost_by_tag(
         self, tag_key: str, start: date, end: date, metric: str = "UnblendedCost"
-    ) -> dict[str, float]:
+    ) -> BillByTag:
         """USD per value of `tag_key` over [start, end); '' is the untagged resources."""
         totals: dict[str, float] = {}
+        estimated = False
         request: dict[str, Any] = {
             "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
             "Granularity": "MONTHLY",
@@ -184,6 +195,7 @@ class AwsBill:
             for _ in range(MAX_PAGES):
                 answer = self._ce.get_cost_and_usage(**request)
                 for period in answer.get("ResultsByTime", []):
+                    estimated = estimated or bool(period.get("Estimated"))
                     for group in period.get("Groups", []):
                         # Keys come back as "spillover:pool$burst"; "spillover:pool$" is untagged.
                         value = group["Keys"][0].partition("$")[2]
@@ -191,7 +203,7 @@ class AwsBill:
                         totals[value] = totals.get(value, 0.0) + amount
                 token = answer.get("NextPageToken")
                 if not token:
-                    return totals
+                    return BillByTag(totals, estimated)
                 request["NextPageToken"] = token
         except (BotoCoreError, ClientError) as error:
             raise AwsPriceError(f"Cost Explorer: {_reason(error)}") from None
