@@ -11,11 +11,13 @@ What moto does and does not do, and how these tests use it (moto 5.2):
 - The Pricing API is not implemented: moto's server answers 500, botocore retries it, and the
   pool is charged at its price book with the error said (status, metrics).
 - Throttling is not something moto injects; a `before-send` handler answers EC2's
-  RequestLimitExceeded (HTTP 503) for it, so botocore's adaptive retry mode runs for real before the feed falls back.
+  RequestLimitExceeded (HTTP 503) for it, so botocore's adaptive retry mode runs for real
+  before the feed falls back.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -282,8 +284,8 @@ def test_throttling_is_retried_adaptively_then_the_last_price_is_charged_with_it
     assert waited > 0.05, "botocore backed off between attempts"
     status = render_status(loop.ledger)
     assert (
-        "spot: STALE price $0.3900: EC2 spot price history: RequestLimitExceeded: Request limit exceeded."
-        in status
+        "spot: STALE price $0.3900: EC2 spot price history: "
+        "RequestLimitExceeded: Request limit exceeded." in status
     )
     assert "the last known price, 31 s old" in status
     metrics = generate_latest(loop.exporter.registry).decode()  # type: ignore[union-attr]
@@ -330,7 +332,8 @@ def test_a_pricing_api_answer_prices_on_demand_from_its_on_demand_term(moto):
     """Where the Pricing API is reachable (here: its answer put where moto has none)."""
 
     def answer(request: Any, **_: Any) -> AWSResponse:
-        body = '{"FormatVersion": "aws_v1", "PriceList": [%s]}' % _json_string(ON_DEMAND_PRODUCT)
+        # The Pricing API lists each product as a JSON document inside a string.
+        body = json.dumps({"FormatVersion": "aws_v1", "PriceList": [ON_DEMAND_PRODUCT]})
         return AWSResponse(request.url, 200, {}, _Raw(body.encode()))
 
     session = session_with(moto, **{"before-send.pricing.GetProducts": answer})
@@ -340,12 +343,6 @@ def test_a_pricing_api_answer_prices_on_demand_from_its_on_demand_term(moto):
         1.006,
         "2026-11-01T00:00:00Z",
     )
-
-
-def _json_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 def test_without_credentials_market_pools_are_priced_from_the_book_and_say_so(monkeypatch):
