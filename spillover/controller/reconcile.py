@@ -41,6 +41,13 @@ EXPLAIN_UNTAGGED = (
     "cost-allocation tag (activation is not retroactive)"
 )
 EXPLAIN_SHARED = "shared by every pool (the model bucket, the VPC): in no pool's ledger"
+CAUSES = {
+    EXPLAIN_BILL_HIGHER: "bill above ledger: EBS, NAT, data transfer, idle nodes",
+    EXPLAIN_LEDGER_HIGHER: "ledger above bill: price book, credits, bill not final",
+    EXPLAIN_UNTAGGED: "untagged resources",
+    EXPLAIN_SHARED: "shared resources",
+}
+"""Each explanation's short name, for the table; the table's notes give it in full."""
 
 
 class ChargedRow(Protocol):
@@ -139,7 +146,7 @@ def over(lines: Iterable[Reconciled], max_drift_percent: float) -> list[Reconcil
     ]
 
 
-HEADERS = ["spillover:pool", "ledger pools", "ledger $", "bill $", "drift", "what explains it"]
+HEADERS = ["spillover:pool", "ledger pools", "ledger $", "bill $", "drift", "typical cause"]
 
 
 def format_reconciled(lines: list[Reconciled], month: Month, estimated: bool, fmt: str) -> str:
@@ -166,7 +173,12 @@ def format_reconciled(lines: list[Reconciled], month: Month, estimated: bool, fm
     said = f"ledger vs AWS bill for {month.first_day:%Y-%m} (Cost Explorer, UnblendedCost)"
     if estimated:
         said += "; the bill is estimated: AWS has not closed the month"
-    return f"{said}\n{table}"
+    notes = [
+        f"  {line.tag or '(untagged)'}: {line.explanation}" for line in lines if line.explanation
+    ]
+    if notes:
+        notes.insert(0, "\nwhat typically explains each drift:")
+    return "\n".join([said, table, *notes])
 
 
 def _cells(line: Reconciled) -> list[object]:
@@ -183,7 +195,7 @@ def _cells(line: Reconciled) -> list[object]:
         "-" if line.ledger_usd is None else f"{line.ledger_usd:.2f}",
         f"{line.bill_usd:.2f}",
         drift_text,
-        line.explanation,
+        CAUSES.get(line.explanation, line.explanation),
     ]
 
 
