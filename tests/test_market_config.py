@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spillover.config import ConfigError, parse_config
-from tests.test_config import with_change
+from tests.test_config import GOOD, with_change
 
 MARKET = {"region": "us-east-1", "instance_types": ["g5.xlarge"], "zones": ["us-east-1a"]}
 
@@ -89,3 +89,18 @@ def test_a_bad_market_price_names_the_key_and_why(path, value, message):
     with pytest.raises(ConfigError) as error:
         parse_config(with_change(path, value), source="spillover.yaml")
     assert message in str(error.value)
+
+
+def test_the_readme_market_price_sample_is_a_valid_pool():
+    import re
+
+    import yaml
+
+    from spillover.config_cli import LOCAL_DEFAULT
+
+    readme = (LOCAL_DEFAULT.parents[2] / "README.md").read_text()
+    section = readme.split("### Market prices and the bill", 1)[1]
+    (sample,) = re.findall(r"```yaml\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    (pool,) = yaml.safe_load(sample)
+    config = parse_config({"pools": [GOOD["pools"][0], pool]})
+    assert config.pool("burst_spot").price.market is not None
