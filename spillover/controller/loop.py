@@ -115,11 +115,17 @@ class ControllerLoop:
 
     def _prime(self) -> None:
         """Take a first reading to measure rates against: without it the first tick
-        would see no rates and take it for a metrics outage."""
+        would see no rates and take it for a metrics outage. Ask AWS for the market
+        prices too, so the first tick is not charged at the price books."""
         try:
             self.observer.observe()
         except Exception:
             logger.exception("first observation failed")
+        if self.prices is not None:
+            try:
+                self.prices.prime(self.clock())
+            except Exception:
+                logger.exception("first market prices failed; the price books until AWS answers")
 
     def _observe(self, now: float) -> Snapshot:
         try:

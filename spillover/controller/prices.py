@@ -1,15 +1,16 @@
 """Each pool's price at a tick: the config's price book, or AWS's market price when a pool asks.
 
 AWS is asked every `market.refresh_seconds` (spot prices change every few minutes at most),
-never once per tick. What AWS cannot answer (throttled beyond botocore's adaptive retries,
-denied, unreachable) leaves the last known market price in force, marked stale with its
-age; before any answer, and without AWS credentials, the price book is charged. The
-tick never fails because of a price.
+never once per tick, and on a thread of its own so the tick never waits for it. What AWS
+cannot answer (throttled beyond botocore's adaptive retries, denied, unreachable) leaves
+the last known market price in force, marked stale with its age; before any answer, and
+without AWS credentials, the price book is charged. The tick never fails on a price.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,10 +102,58 @@ class PriceFeed:
             pool.name: _Market(pool, market, make(market) if credentials else None)
             for pool, market in markets
         }
+        self._lock = threading.Lock()
+        """Guards each _Market's fields and `_asking`: refreshes run on their own threads."""
+        self._asking: dict[str, threading.Thread] = {}
+
+    def prime(self, now: float) -> None:
+        """Ask AWS for every market pool now and wait for the answers: before the first
+        tick, so it is charged at market prices rather than the price books."""
+        for entry in self._markets.values():
+            if entry.prices is not None:
+                with self._lock:
+                    entry.asked_at = now
+                self._refresh(entry, now)
 
     def prices(self, now: float) -> dict[str, PoolPrice]:
-        """Every pool's price now, asking AWS for the market pools that are due."""
-        return {pool.name: self._price(pool, now) for pool in self.config.pools}
+        """Every pool's price now, from what AWS last said; market pools that are due are
+        asked again in the background, so a slow or throttled AWS never holds up a tick
+        (the answer is charged from the tick after it arrives)."""
+        current = {pool.name: self._price(pool, now) for pool in self.config.pools}
+        for entry in self._markets.values():
+            self._ask_if_due(entry, now)
+        return current
+
+    def settle(self, timeout_s: float = 60.0) -> None:
+        """Wait for the refreshes under way (a stopping controller, a test between ticks)."""
+        with self._lock:
+            running = list(self._asking.values())
+        for thread in running:
+            thread.join(timeout_s)
+
+    def _ask_if_due(self, entry: _Market, now: float) -> None:
+        if entry.prices is None:
+            return
+        with self._lock:
+            busy = entry.pool.name in self._asking
+            if busy or not entry.due(now):
+                return
+            entry.asked_at = now
+            thread = threading.Thread(
+                target=self._refresh_in_background,
+                args=(entry, now),
+                name=f"price-{entry.pool.name}",
+                daemon=True,  # a controller stopping mid-call need not wait for AWS
+            )
+            self._asking[entry.pool.name] = thread
+        thread.start()
+
+    def _refresh_in_background(self, entry: _Market, now: float) -> None:
+        try:
+            self._refresh(entry, now)
+        finally:
+            with self._lock:
+                self._asking.pop(entry.pool.name, None)
 
     def _price(self, pool: PoolConfig, now: float) -> PoolPrice:
         entry = self._markets.get(pool.name)
@@ -112,26 +161,25 @@ class PriceFeed:
             return book_price(pool)
         if entry.prices is None:
             return book_price(pool, NO_CREDENTIALS)
-        if entry.due(now):
-            self._refresh(entry, now)
-        if entry.known is None or entry.known_at is None:
-            return book_price(pool, f"{entry.error}; charged at the price book")
-        age = now - entry.known_at
-        if entry.error is not None:
+        with self._lock:
+            known, known_at, error = entry.known, entry.known_at, entry.error
+        if known is None or known_at is None:
+            waiting = error or "AWS has not answered yet"
+            return book_price(pool, f"{waiting}; charged at the price book")
+        age = now - known_at
+        if error is not None:
             return PoolPrice(
                 pool.name,
-                entry.known.usd_per_replica_hour,
-                entry.known.source,
+                known.usd_per_replica_hour,
+                known.source,
                 "stale",
                 age_s=age,
-                note=f"{entry.error}; the last known price, {age:.0f} s old",
+                note=f"{error}; the last known price, {age:.0f} s old",
             )
-        return PoolPrice(
-            pool.name, entry.known.usd_per_replica_hour, entry.known.source, "market", age_s=age
-        )
+        return PoolPrice(pool.name, known.usd_per_replica_hour, known.source, "market", age_s=age)
 
     def _refresh(self, entry: _Market, now: float) -> None:
-        entry.asked_at = now
+        """Ask AWS once (botocore retries inside) and keep the answer or the error."""
         assert entry.prices is not None
         market = entry.market
         try:
@@ -142,16 +190,19 @@ class PriceFeed:
         except AwsPriceError as error:
             if entry.error != str(error):
                 logger.warning("pool %s: price not refreshed: %s", entry.pool.name, error)
-            entry.error = str(error)
+            with self._lock:
+                entry.error = str(error)
             return
         except Exception as error:  # a price must never fail the tick
             logger.exception("pool %s: price not refreshed", entry.pool.name)
-            entry.error = f"unexpected {type(error).__name__}: {error}"
+            with self._lock:
+                entry.error = f"unexpected {type(error).__name__}: {error}"
             return
         price = quote.usd_per_instance_hour * market.instances_per_replica
         source = market_source(quote, market)
         if entry.known is None or entry.known.source != source:
             logger.info("pool %s: $%.4f/replica-hour from %s", entry.pool.name, price, source)
-        entry.known = PoolPrice(entry.pool.name, price, source, "market", age_s=0.0)
-        entry.known_at = now
-        entry.error = None
+        with self._lock:
+            entry.known = PoolPrice(entry.pool.name, price, source, "market", age_s=0.0)
+            entry.known_at = now
+            entry.error = None

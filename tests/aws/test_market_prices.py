@@ -118,15 +118,21 @@ def session_with(moto: MotoServer, **handlers: Any) -> boto3.Session:
     return session
 
 
-def feed(config: SpilloverConfig, session: boto3.Session) -> PriceFeed:
-    return PriceFeed(config, lambda m: AwsPrices(m.region, m.endpoint_url, session))
+def feed(config: SpilloverConfig, session: boto3.Session, at: float | None = START) -> PriceFeed:
+    """A feed whose AWS clients use `session` (its handlers), primed at `at` as `run` does."""
+    prices = PriceFeed(config, lambda m: AwsPrices(m.region, m.endpoint_url, session))
+    if at is not None:
+        prices.prime(at)
+    return prices
 
 
 def test_the_default_feed_reads_moto_s_canned_spot_history_for_the_node_group(moto):
     """Production wiring (credentials from the environment, the config's endpoint): moto's
     canned answer, one entry per type × zone of the node group, the lowest named by zone."""
     config = market_config(moto.url)
-    prices = PriceFeed(config).prices(START)
+    prices_feed = PriceFeed(config)
+    prices_feed.prime(START)
+    prices = prices_feed.prices(START)
     spot = prices["spot"]
     assert spot.origin == "market" and spot.note is None
     assert spot.usd_per_replica_hour == pytest.approx(0.00001)
@@ -167,6 +173,15 @@ def test_a_replica_of_several_instances_costs_their_sum(moto):
     spot = feed(config, session).prices(START)["spot"]
     assert spot.usd_per_replica_hour == pytest.approx(0.78)
     assert "× 2 instances" in spot.source
+
+
+def tick(loop: ControllerLoop) -> Any:
+    """One tick, then wait for the price refresh it may have started (in production the
+    answer is simply charged from whichever tick follows it)."""
+    report = loop.tick()
+    assert loop.prices is not None
+    loop.prices.settle()
+    return report
 
 
 class SpotObserver:
@@ -230,14 +245,14 @@ def test_a_price_change_mid_window_is_a_second_ledger_row_from_that_moment(moto,
     clock = Clock()
     loop = loop_with(config, feed(config, session), tmp_path, clock)
     for _ in range(10):  # START+2 .. START+20
-        loop.tick()
+        tick(loop)
     before = [r for r in loop.ledger.windows(START, START + 60) if r.pool == "spot"]
     seeded.prices[("g6.xlarge", "us-east-1b")] = "0.6100"  # g5 in 1b ($0.41) is now the lowest
     seeded.since = "2026-11-30T12:05:00Z"
-    for _ in range(19):  # to START+58: the refresh at START+32 sees the new price
-        loop.tick()
+    for _ in range(19):  # to START+58: asked at START+30, charged from START+32
+        tick(loop)
     rows = [r for r in loop.ledger.windows(START, START + 60) if r.pool == "spot"]
-    assert seeded.calls == 2, "asked every refresh_seconds, not every tick"
+    assert seeded.calls == 2, "asked at the start and after refresh_seconds, not every tick"
     assert [(r.window_start, r.usd_per_replica_hour) for r in rows] == [
         (START, 0.39),
         (START, 0.41),
@@ -247,7 +262,8 @@ def test_a_price_change_mid_window_is_a_second_ledger_row_from_that_moment(moto,
         old.price_source
     )
     assert "g5.xlarge us-east-1b" in new.price_source and "12:05:00Z" in new.price_source
-    # Two replicas at $0.39 from the first tick (START+2) to the refresh (START+32), then $0.41.
+    # Two replicas at $0.39 from the first tick (START+2) to the tick after the answer
+    # (START+32), then $0.41.
     assert old.replica_seconds == pytest.approx(2 * 30)
     assert new.replica_seconds == pytest.approx(2 * 26)
     assert old.usd == pytest.approx(2 * 30 * 0.39 / 3600)
@@ -273,32 +289,37 @@ def test_throttling_is_retried_adaptively_then_the_last_price_is_charged_with_it
     )
     config = market_config(moto.url, refresh_seconds=30)
     clock = Clock(step=31)
-    loop = loop_with(config, feed(config, session), tmp_path, clock)
-    loop.tick()  # START+31: a market price
+    loop = loop_with(config, feed(config, session), tmp_path, clock)  # a price at START
     throttled.on = True
     began = time.monotonic()
-    report = loop.tick()  # START+62: due, throttled on every attempt
-    waited = time.monotonic() - began
+    report = loop.tick()  # START+31: charged the price, its refresh started
+    tick_s = time.monotonic() - began
+    assert loop.prices is not None
+    loop.prices.settle()  # throttled on every attempt
     assert report.snapshot is not None, "the tick completed"
-    assert throttled.attempts == MAX_ATTEMPTS
-    assert waited > 0.05, "botocore backed off between attempts"
+    assert tick_s < 1.0, f"the tick waited {tick_s:.1f} s for AWS"
+    assert throttled.attempts == MAX_ATTEMPTS, "botocore retried before giving up"
+    tick(loop)  # START+62: the last known price, stale; asked again, throttled again
+    assert throttled.attempts == 2 * MAX_ATTEMPTS
     status = render_status(loop.ledger)
     assert (
         "spot: STALE price $0.3900: EC2 spot price history: "
         "RequestLimitExceeded: Request limit exceeded." in status
     )
-    assert "the last known price, 31 s old" in status
-    metrics = generate_latest(loop.exporter.registry).decode()  # type: ignore[union-attr]
-    assert 'spillover_price_age_seconds{pool="spot"} 31.0' in metrics
+    assert "the last known price, 62 s old" in status
+    assert loop.exporter is not None
+    metrics = generate_latest(loop.exporter.registry).decode()
+    assert 'spillover_price_age_seconds{pool="spot"} 62.0' in metrics
     assert 'spillover_price_fallback{pool="spot"} 1.0' in metrics
     assert 'spillover_pool_price_usd_per_replica_hour{origin="stale",pool="spot"} 0.39' in metrics
     rows = [r for r in loop.ledger.windows(START, START + 120) if r.pool == "spot"]
     assert {r.usd_per_replica_hour for r in rows} == {0.39}, "charged the last known price"
     throttled.on = False
-    loop.tick()  # START+93: asked again (a failed refresh retries sooner), answered
-    metrics = generate_latest(loop.exporter.registry).decode()  # type: ignore[union-attr]
+    tick(loop)  # START+93: still stale; asked again (a failed refresh retries sooner): answered
+    tick(loop)  # START+124: fresh, as of START+93
+    metrics = generate_latest(loop.exporter.registry).decode()
     assert 'spillover_price_fallback{pool="spot"} 0.0' in metrics
-    assert 'spillover_price_age_seconds{pool="spot"} 0.0' in metrics
+    assert 'spillover_price_age_seconds{pool="spot"} 31.0' in metrics
     assert "prices not fresh" not in render_status(loop.ledger)
 
 
@@ -313,7 +334,9 @@ def test_the_pricing_api_moto_lacks_leaves_on_demand_at_its_price_book(moto, tmp
     )
     clock = Clock()
     loop = loop_with(config, PriceFeed(config), tmp_path, clock)
-    loop.tick()
+    tick(loop)  # the price book, AWS asked
+    assert "ondemand: price book $3.0000: AWS has not answered yet" in render_status(loop.ledger)
+    tick(loop)  # the price book, AWS's error said
     status = render_status(loop.ledger)
     assert "ondemand: price book $3.0000: Pricing API: 500" in status
     assert "charged at the price book" in status
