@@ -355,13 +355,16 @@ def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettin
                 "burstAllowedCidrs",
                 f"{cidr} admits every address; list the private site's egress ranges instead",
             )
+    zones = read.zones("availabilityZones", region)
+    gpu_types = read.names("gpuInstanceTypes", minimum=1)
+    _check_market_prices(read, workload, region, gpu_types, zones)
     return _build(
         BurstSettings,
         region=region,
-        availability_zones=read.zones("availabilityZones", region),
+        availability_zones=zones,
         vpc_cidr=read.vpc_cidr("vpcCidr"),
         eks_version=read.eks_version("eksVersion", tuple(CLUSTER_AUTOSCALER_IMAGE_TAGS)),
-        gpu_instance_types=read.names("gpuInstanceTypes", minimum=1),
+        gpu_instance_types=gpu_types,
         gpu_node_disk_gib=read.count("gpuNodeDiskGib", minimum=20),
         spot_max_size=spot_max,
         on_demand_max_size=on_demand_max,
@@ -373,6 +376,35 @@ def _burst(read: ConfigReader, workload: WorkloadSettings | None) -> BurstSettin
         admin_arns=read.names("burstAdminArns", minimum=0, prefix="arn:"),
         api_public_cidrs=read.public_ipv4_cidrs("burstApiPublicCidrs"),
     )
+
+
+def _check_market_prices(
+    read: ConfigReader,
+    workload: WorkloadSettings | None,
+    region: str | None,
+    gpu_types: tuple[str, ...] | None,
+    zones: tuple[str, ...] | None,
+) -> None:
+    """A burst pool priced from the market must ask about the node groups this stack makes:
+    another region, type list or zone list would price instances the pool never runs on."""
+    document = workload.controller_config if workload else None
+    for index, pool in enumerate(document.pools if document else ()):
+        market = pool.price.market
+        if market is None:
+            continue
+        key = f"controllerConfig.pools[{index}].price.market"
+        if region is not None and market.region != region:
+            read.problem(f"{key}.region", f"is {market.region!r}; the burst pool is in {region!r}")
+        if gpu_types is not None and tuple(market.instance_types) != gpu_types:
+            read.problem(
+                f"{key}.instance_types",
+                f"is {market.instance_types}; the GPU node groups launch {list(gpu_types)} "
+                "(gpuInstanceTypes, in that order)",
+            )
+        if zones and tuple(market.zones) != zones:
+            read.problem(
+                f"{key}.zones", f"is {market.zones}; the node groups are in {list(zones)}"
+            )
 
 
 def _build(cls: Callable[..., T], **fields: Any) -> T | None:

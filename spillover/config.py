@@ -26,6 +26,7 @@ from spillover.config_errors import describe_validation_error
 from spillover.cost_categories import Costs
 from spillover.drivers.registry import DRIVERS
 from spillover.errors import SpilloverError
+from spillover.market_config import MarketPrice
 
 HOURS_PER_YEAR = 24 * 365
 
@@ -118,11 +119,18 @@ class Price(_Settings):
         description="Where the price comes from, recorded with every ledger "
         "window (e.g. 'AWS spot price history, g5.xlarge, us-east-1, 2026-11').",
     )
+    market: MarketPrice | None = Field(
+        default=None,
+        description="Burst pools: take the price from AWS (spot history or the Pricing API); "
+        "usd_per_replica_hour is then the price book used until and whenever AWS cannot answer.",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_price(self) -> Price:
         if (self.usd_per_replica_hour is None) == (self.amortized is None):
             raise ValueError("give exactly one of usd_per_replica_hour and amortized")
+        if self.market is not None and self.usd_per_replica_hour is None:
+            raise ValueError("market needs usd_per_replica_hour as its price book")
         return self
 
     @property
@@ -207,6 +215,8 @@ class PoolConfig(_Settings):
                 f"capacity_type {self.capacity_type!r} does not fit role {self.role!r}: "
                 "private pools are 'owned', burst pools 'spot' or 'on-demand'"
             )
+        if self.price.market is not None and self.role != "burst":
+            raise ValueError("price.market is for burst pools; owned GPUs have no market price")
         section = DRIVERS[self.driver].section
         if section is not None and getattr(self, section) is None:
             raise ValueError(f"driver {self.driver!r} needs a `{section}` section")

@@ -32,6 +32,14 @@ def _check(args: argparse.Namespace) -> int:
             f"  {pool.name}: {pool.role}, {pool.min_replicas}-{pool.max_replicas} replicas, "
             f"${pool.price.hourly_usd:.3f}/replica-hour ({pool.price.source})"
         )
+        market = pool.price.market
+        if market is not None:
+            asked = "EC2 spot price history" if pool.capacity_type == "spot" else "Pricing API"
+            print(
+                f"    priced from the {asked}: {', '.join(market.instance_types)} in "
+                f"{', '.join(market.zones) or market.region}, every {market.refresh_seconds:g} s; "
+                "the price above is its price book"
+            )
     return 0
 
 

@@ -133,28 +133,50 @@ def cluster_autoscaler(
     return pulumi.Output.all(*nodegroup_arns).apply(lambda arns: render(list(arns)))
 
 
-CONTROLLER_AWS_ACTIONS: frozenset[str] = frozenset()
-"""AWS actions the controller (spillover/) calls, exactly; tests/infra derive them from the code.
+CONTROLLER_AWS_CALLS: dict[str, str] = {
+    "ec2:DescribeSpotPriceHistory": "spot burst pools priced from the market (price.market): "
+    "the lowest current spot price of the node group's instance types in its zones",
+    "pricing:GetProducts": "on-demand burst pools priced from the market: the instance's "
+    "on-demand list price (the config's price book when this is denied)",
+    "ce:GetCostAndUsage": "`spillover spend reconcile`: the month's bill grouped by the "
+    "spillover:pool cost-allocation tag, to compare with the ledger",
+}
+"""AWS actions the controller (spillover/) calls, exactly, each with why; tests/infra derive
+the set from the code (spillover/drivers/aws_prices.py) and fail when the two differ.
 
-None today: it reads prices from its config and scales pools through Kubernetes. Its role is
-still its identity: the burst cluster's access entry maps it to a Kubernetes group, and the EKS
-token it presents (a presigned sts:GetCallerIdentity) needs no IAM permission.
+Its role is also its identity: the burst cluster's access entry maps it to a Kubernetes group,
+and the EKS token it presents (a presigned sts:GetCallerIdentity) needs no IAM permission.
 """
+CONTROLLER_AWS_ACTIONS: frozenset[str] = frozenset(CONTROLLER_AWS_CALLS)
 
 
 def controller() -> str | None:
-    """The controller's permissions policy, or None when it calls no AWS API (no policy at all)."""
+    """The controller's permissions policy, or None when it calls no AWS API (no policy at all).
+
+    One statement per action, its Sid saying why. Resource is "*" because none of these
+    actions has a resource type in the Service Authorization Reference (EC2's
+    DescribeSpotPriceHistory, the Price List's GetProducts, Cost Explorer's GetCostAndUsage):
+    IAM requires "*" for such actions, and read-only prices and bills are all they reveal.
+    """
     if not CONTROLLER_AWS_ACTIONS:
         return None
     return _document(
-        {
-            "Sid": "ControllerCalls",
-            "Effect": "Allow",
-            "Action": sorted(CONTROLLER_AWS_ACTIONS),
-            # Scope each action to its resources when one that IAM can scope is added.
-            "Resource": "*",
-        }
+        *(
+            {
+                "Sid": _sid(action),
+                "Effect": "Allow",
+                "Action": [action],
+                "Resource": "*",
+            }
+            for action, _reason in sorted(CONTROLLER_AWS_CALLS.items())
+        )
     )
+
+
+def _sid(action: str) -> str:
+    """ec2:DescribeSpotPriceHistory -> ControllerEc2DescribeSpotPriceHistory (Sids are alphanumeric)."""
+    service, _, name = action.partition(":")
+    return f"Controller{service.capitalize()}{name}"
 
 
 def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> pulumi.Output[str]:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +21,10 @@ from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.observe import Observer
+from spillover.controller.prices import PriceFeed
+from spillover.controller.reconcile import POOL_TAG, Month, format_reconciled, over, reconcile
 from spillover.controller.reports import format_spend, parse_since
+from spillover.drivers.aws_prices import AwsBill, AwsPriceError, aws_session, has_credentials
 from spillover.drivers.haproxy import RuntimeApi
 from spillover.drivers.local.state import RunDir
 from spillover.drivers.registry import DriverContext, build_drivers
@@ -58,6 +62,22 @@ def register(commands: argparse._SubParsersAction, default_run_dir: Path) -> Non
     )
     spend.add_argument("--format", choices=["table", "csv", "json"], default="table")
     spend.set_defaults(func=_spend)
+    spend_actions = spend.add_subparsers(dest="spend_action", metavar="ACTION")
+    check = spend_actions.add_parser(
+        "reconcile",
+        help="the ledger's burst spend against AWS's bill (Cost Explorer, by spillover:pool)",
+    )
+    _database_options(check, default_run_dir)
+    check.add_argument("--month", required=True, help="the UTC month to compare, YYYY-MM")
+    check.add_argument(
+        "--max-drift",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="exit 1 when a pool's ledger and bill differ by more than PCT %%",
+    )
+    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.set_defaults(func=_reconcile)
 
 
 def _run_dir_option(parser: argparse.ArgumentParser, default: Path) -> None:
@@ -122,6 +142,7 @@ def _run(args: argparse.Namespace) -> int:
         Actuators(drivers, GatewayActuator(gateway)),
         ledger,
         exporter,
+        prices=PriceFeed(config),
     )
     loop.restore()
     stop = threading.Event()
@@ -192,6 +213,7 @@ def render_status(ledger: Ledger, decisions: int = 8, fmt: str = "table") -> str
         return json.dumps(status, indent=2)
     lines = [_status_header(status), ""]
     lines.append(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
+    lines.extend(_price_lines(status["pools"]))
     lines.append("\nlast decisions:")
     for decision in recent:
         stamp = time.strftime("%H:%M:%S", time.localtime(decision.at))
@@ -235,6 +257,17 @@ def _status_row(pool: dict[str, Any]) -> list[object]:
     ]
 
 
+def _price_lines(pools: list[dict[str, Any]]) -> list[str]:
+    """Pools not charged at a fresh price: stale market prices and price-book fallbacks."""
+    lines = []
+    for pool in pools:
+        note = pool.get("price_note")  # absent in status stored before market prices
+        if note:
+            origin = "STALE price" if pool["price_origin"] == "stale" else "price book"
+            lines.append(f"  {pool['pool']}: {origin} ${pool['usd_per_replica_hour']:.4f}: {note}")
+    return ["", "prices not fresh from AWS:", *lines] if lines else []
+
+
 def _spend(args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_since(args.since, now)
@@ -245,3 +278,31 @@ def _spend(args: argparse.Namespace) -> int:
         rows = ledger.spend(since, now, by=args.by)
     print(format_spend(rows, args.format, args.by), end="")
     return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    month = Month.parse(args.month)
+    with _open_ledger(args) as ledger:
+        rows = ledger.windows(month.start_s, month.end_s)
+    session = aws_session()
+    if not has_credentials(session):
+        raise SpilloverError(
+            "no AWS credentials to read the bill with: set AWS_PROFILE or AWS_ACCESS_KEY_ID "
+            "(ce:GetCostAndUsage), or run it where the controller's role applies"
+        )
+    try:
+        bill = AwsBill(session=session).cost_by_tag(POOL_TAG, month.first_day, month.next_first_day)
+    except AwsPriceError as error:
+        raise SpilloverError(f"cannot read the bill: {error}") from None
+    lines = reconcile(rows, bill.usd)
+    print(format_reconciled(lines, month, bill.estimated, args.format))
+    if args.max_drift is None:
+        return 0
+    drifting = over(lines, args.max_drift)
+    for line in drifting:
+        print(
+            f"{line.tag or '(untagged)'} drifts {line.drift_percent:+.1f}% "
+            f"(above --max-drift {args.max_drift:g}%): {line.explanation}",
+            file=sys.stderr,
+        )
+    return 1 if drifting else 0

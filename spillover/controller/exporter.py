@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from spillover.config import SpilloverConfig
 from spillover.controller.decisions import Decision, Mode
 from spillover.controller.policy import PolicyState
+from spillover.controller.pool_prices import PoolPrice
 from spillover.controller.snapshot import Snapshot
 from spillover.errors import PermanentError
 
@@ -42,6 +43,7 @@ class _LastTick:
     snapshot: Snapshot
     state: PolicyState
     duration_s: float
+    prices: Mapping[str, PoolPrice]
 
 
 class _Counts:
@@ -109,13 +111,15 @@ class Exporter(Collector):
         failures: Sequence[object],
         duration_s: float,
         said: Sequence[Decision] = (),
+        prices: Mapping[str, PoolPrice] | None = None,
     ) -> None:
-        """Take a tick's results; `said` are the decisions that changed something."""
+        """Take a tick's results; `said` are the decisions that changed something;
+        `prices` what each pool cost this tick (absent: its price book)."""
         with self._lock:
             if self._last is not None:
                 self._counts.add_requests(self._last.snapshot, snapshot)
             self._counts.add_tick(duration_s, len(failures), said)
-            self._last = _LastTick(snapshot, state, duration_s)
+            self._last = _LastTick(snapshot, state, duration_s, dict(prices or {}))
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics in a background thread; returns the port (0 picks one)."""
@@ -296,8 +300,11 @@ class Exporter(Collector):
             )
             if observed.service_rate_rps is not None:
                 capacity.add_metric([pool.name], observed.ready * observed.service_rate_rps)
-            price.add_metric([pool.name], observed.running * pool.price.hourly_usd)
+            known = last.prices.get(pool.name)
+            hourly = known.usd_per_replica_hour if known else pool.price.hourly_usd
+            price.add_metric([pool.name], observed.running * hourly)
         yield from (replicas, weight, served, queue, queue_p99, oldest_starting, capacity, price)
+        yield from _price_metrics(last.prices)
         demand = GaugeMetricFamily(
             "spillover_demand_rps",
             "Requests per second: observed at the gateway, and planned for (forecast).",
@@ -329,3 +336,29 @@ class Exporter(Collector):
             "When the last tick's snapshot was taken (Unix time).",
             value=snapshot.at,
         )
+
+
+def _price_metrics(prices: Mapping[str, PoolPrice]) -> Iterator[Metric]:
+    """Each pool's unit price, and for market pools how old and how trustworthy it is."""
+    unit = GaugeMetricFamily(
+        "spillover_pool_price_usd_per_replica_hour",
+        "What one replica of a pool is charged per hour now.",
+        labels=["pool", "origin"],
+    )
+    age = GaugeMetricFamily(
+        "spillover_price_age_seconds",
+        "Seconds since AWS last confirmed a market pool's price.",
+        labels=["pool"],
+    )
+    fallback = GaugeMetricFamily(
+        "spillover_price_fallback",
+        "1 while a market pool is charged at a stale price or its price book (AWS not answering).",
+        labels=["pool"],
+    )
+    for name, known in sorted(prices.items()):
+        unit.add_metric([name, known.origin], known.usd_per_replica_hour)
+        if known.age_s is not None:
+            age.add_metric([name], known.age_s)
+        if known.origin != "book" or known.note is not None:
+            fallback.add_metric([name], 1.0 if known.fallback else 0.0)
+    yield from (unit, age, fallback)

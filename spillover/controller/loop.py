@@ -23,6 +23,8 @@ from spillover.controller.decisions import Alert, Decision, ScalePool, SetMode, 
 from spillover.controller.exporter import Exporter
 from spillover.controller.ledger import Ledger, PoolUsage, category_rates
 from spillover.controller.policy import Policy, PolicyState
+from spillover.controller.pool_prices import PoolPrice
+from spillover.controller.prices import PriceFeed, book_price
 from spillover.controller.snapshot import Snapshot
 from spillover.controller.status import status_view
 from spillover.settings import DEFAULTS
@@ -55,6 +57,8 @@ class ControllerLoop:
     actuators: Actuators
     ledger: Ledger
     exporter: Exporter | None = None
+    prices: PriceFeed | None = None
+    """Market prices for the pools that ask for them; None: every pool at its price book."""
     clock: Callable[[], float] = time.time
     state: PolicyState = field(default_factory=PolicyState)
     _last_said: dict[str, Decision] = field(default_factory=dict)
@@ -86,10 +90,11 @@ class ControllerLoop:
         for decision in said:
             level = logging.WARNING if isinstance(decision, Alert) else logging.INFO
             logger.log(level, "%s: %s", decision.describe(), decision.reason)
-        self._record(now, snapshot, said)
+        prices = self._prices(now)
+        self._record(now, snapshot, said, prices)
         duration = time.perf_counter() - started
         if self.exporter is not None:
-            self.exporter.update(snapshot, self.state, failures, duration, said)
+            self.exporter.update(snapshot, self.state, failures, duration, said, prices)
         return TickReport(now, decisions, said, failures, duration, snapshot)
 
     def run(self, stop: threading.Event, max_ticks: int | None = None) -> int:
@@ -112,11 +117,17 @@ class ControllerLoop:
 
     def _prime(self) -> None:
         """Take a first reading to measure rates against: without it the first tick
-        would see no rates and take it for a metrics outage."""
+        would see no rates and take it for a metrics outage. Ask AWS for the market
+        prices too, so the first tick is not charged at the price books."""
         try:
             self.observer.observe()
         except Exception:
             logger.exception("first observation failed")
+        if self.prices is not None:
+            try:
+                self.prices.prime(self.clock())
+            except Exception:
+                logger.exception("first market prices failed; the price books until AWS answers")
 
     def _observe(self, now: float) -> Snapshot:
         try:
@@ -149,16 +160,29 @@ class ControllerLoop:
                 del self._last_said[key]  # said again if it comes back
         return said
 
-    def _record(self, now: float, snapshot: Snapshot, said: list[Decision]) -> None:
+    def _prices(self, now: float) -> dict[str, PoolPrice]:
+        """This tick's price of every pool; the price book when the feed fails outright."""
+        if self.prices is not None:
+            try:
+                return self.prices.prices(now)
+            except Exception:
+                logger.exception("cannot price the pools; charging the price book")
+        return {pool.name: book_price(pool) for pool in self.config.pools}
+
+    def _record(
+        self, now: float, snapshot: Snapshot, said: list[Decision], prices: Mapping[str, PoolPrice]
+    ) -> None:
         try:
-            self.ledger.record(now, self._usages(snapshot))
+            self.ledger.record(now, self._usages(snapshot, prices))
             self.ledger.log_decisions(now, said)
-            status = status_view(self.config, snapshot, self.state, self.config.policy.tick_seconds)
+            status = status_view(
+                self.config, snapshot, self.state, self.config.policy.tick_seconds, prices
+            )
             self.ledger.save_controller_state(now, self.state.to_json(), json.dumps(status))
         except Exception:
             logger.exception("could not write the ledger; spend since then is charged next tick")
 
-    def _usages(self, snapshot: Snapshot) -> list[PoolUsage]:
+    def _usages(self, snapshot: Snapshot, prices: Mapping[str, PoolPrice]) -> list[PoolUsage]:
         if not snapshot.pools:
             return []  # nothing observed: the next good tick charges the gap
         try:
@@ -166,16 +190,25 @@ class ControllerLoop:
         except Exception:
             logger.exception("cannot read gateway counters")
             counters = {}
-        return [
-            PoolUsage.of(
+        usages = []
+        for pool in self.config.pools:
+            usage = PoolUsage.of(
                 pool,
                 snapshot.pool(pool.name).running,
                 *counters.get(pool.name, (None, None)),
                 busy_share=snapshot.pool(pool.name).busy_share,
                 rates=self._rates[pool.name],
             )
-            for pool in self.config.pools
-        ]
+            price = prices.get(pool.name)
+            if price is not None:
+                # From this tick on: the ledger charges the interval before it at the old price.
+                usage = replace(
+                    usage,
+                    usd_per_replica_hour=price.usd_per_replica_hour,
+                    price_source=price.source,
+                )
+            usages.append(usage)
+        return usages
 
 
 def _key(decision: Decision) -> str:

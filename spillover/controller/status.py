@@ -6,20 +6,28 @@ process, and still tells the truth (with its age) when the controller has stoppe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from spillover.config import SpilloverConfig
 from spillover.controller.policy import PolicyState
+from spillover.controller.pool_prices import PoolPrice
 from spillover.controller.snapshot import Snapshot
 
 
 def status_view(
-    config: SpilloverConfig, snapshot: Snapshot, state: PolicyState, tick_seconds: float
+    config: SpilloverConfig,
+    snapshot: Snapshot,
+    state: PolicyState,
+    tick_seconds: float,
+    prices: Mapping[str, PoolPrice] | None = None,
 ) -> dict[str, Any]:
     pools = []
     for pool in config.pools:
         observed = snapshot.pool(pool.name)
         plan = state.pools.get(pool.name)
+        price = (prices or {}).get(pool.name)
+        hourly = price.usd_per_replica_hour if price else pool.price.hourly_usd
         pools.append(
             {
                 "pool": pool.name,
@@ -34,7 +42,12 @@ def status_view(
                 "served_rps": observed.served_rps,
                 "queue_time_ms": observed.queue_time_ms,
                 "capacity_rps": plan.capacity_rps if plan else None,
-                "usd_per_hour": observed.running * pool.price.hourly_usd,
+                "usd_per_hour": observed.running * hourly,
+                "usd_per_replica_hour": hourly,
+                "price_source": price.source if price else pool.price.source,
+                "price_origin": price.origin if price else "book",
+                "price_age_s": price.age_s if price else None,
+                "price_note": price.note if price else None,
             }
         )
     return {

@@ -84,3 +84,34 @@ url = sts.generate_presigned_url("get_caller_identity", Params={})
 def test_the_scan_refuses_what_it_cannot_read(source: str, reason: str) -> None:
     with pytest.raises(UnreadableCall, match=reason):
         calls_in_source(source)
+
+
+def test_the_controller_calls_aws_only_for_prices_and_the_bill() -> None:
+    """Market prices and reconcile are the controller's only AWS calls, each with a reason."""
+    from components.policies import CONTROLLER_AWS_CALLS
+
+    called = needing_permission(calls_in_package(REPOSITORY / "spillover"))
+    assert called == {
+        "ec2:DescribeSpotPriceHistory",
+        "pricing:GetProducts",
+        "ce:GetCostAndUsage",
+    }
+    assert set(CONTROLLER_AWS_CALLS) == called
+    assert all(len(reason) > 20 for reason in CONTROLLER_AWS_CALLS.values())
+
+
+def test_the_controller_policy_allows_each_call_on_every_resource(example: Deployment) -> None:
+    """None of its actions has a resource type in IAM: "*" is the only Resource they take."""
+    (policy,) = [
+        r for r in example.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == CONTROLLER_POLICY
+    ]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    assert {s["Resource"] for s in statements} == {"*"}
+    assert all(s["Sid"].startswith("Controller") and len(s["Action"]) == 1 for s in statements)
+
+
+def test_reconcile_reads_the_tag_the_program_puts_on() -> None:
+    from components.tagging import POOL
+    from spillover.controller.reconcile import POOL_TAG
+
+    assert POOL_TAG == POOL

@@ -183,7 +183,22 @@ def test_gpu_nodes_carry_the_autoscalers_gpu_label_also_at_zero_nodes(
     ],
 )
 def test_the_accelerator_label_names_the_shared_gpu_model(types: list[str], model: str) -> None:
-    deployment = deploy(stack_config(gpuInstanceTypes=types))
+    document = stack_config()["controllerConfig"]
+    pools = [
+        {
+            **pool,
+            "price": {
+                **pool["price"],
+                "market": {**pool["price"]["market"], "instance_types": types},
+            },
+        }
+        if "market" in pool["price"]
+        else pool
+        for pool in document["pools"]
+    ]  # market prices must ask about the types the node groups launch
+    deployment = deploy(
+        stack_config(gpuInstanceTypes=types, controllerConfig={**document, "pools": pools})
+    )
     gpu = [g for g in deployment.of_type(NODE_GROUP) if g.inputs["amiType"].endswith("NVIDIA")]
     assert {plain(g.inputs["labels"])[ACCELERATOR] for g in gpu} == {model}
 

@@ -323,3 +323,27 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_the_program_itself_fails_with_the_keys_name() -> None:
     with pytest.raises(StackConfigError, match="spillover:gpuInstanceTypes"):
         deploy(stack_config(gpuInstanceTypes=[]))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("region", "us-west-2", "the burst pool is in 'us-east-1'"),
+        ("instance_types", ["g5.xlarge"], "the GPU node groups launch"),
+        ("zones", ["us-east-1a"], "the node groups are in"),
+    ],
+)
+def test_market_prices_must_ask_about_this_stacks_node_groups(
+    field: str, value: Any, reason: str
+) -> None:
+    document = stack_config()["controllerConfig"]
+    burst = dict(document["pools"][1])
+    market = {**burst["price"]["market"], field: value}
+    if field == "region":
+        market["zones"] = ["us-west-2a", "us-west-2b"]
+    burst["price"] = {**burst["price"], "market": market}
+    document = {**document, "pools": [document["pools"][0], burst, *document["pools"][2:]]}
+    with pytest.raises(StackConfigError) as raised:
+        read_settings(stack_config(controllerConfig=document))
+    line = _line_naming(str(raised.value), f"controllerConfig.pools[1].price.market.{field}")
+    assert reason in line
