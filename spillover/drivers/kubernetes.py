@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 import yaml
@@ -51,7 +51,17 @@ _clients: dict[tuple[str | None, str | None], client.ApiClient] = {}
 _clients_lock = threading.Lock()
 
 
-def api_client_for(target: KubernetesTarget) -> client.ApiClient:
+class ClusterAccess(Protocol):
+    """Which cluster, as credentials: a pool's KubernetesTarget, or controller.cluster."""
+
+    @property
+    def kubeconfig(self) -> str | None: ...
+
+    @property
+    def context(self) -> str | None: ...
+
+
+def api_client_for(target: ClusterAccess) -> client.ApiClient:
     """One ApiClient per (kubeconfig, context), built on first use and then shared."""
     key = (target.kubeconfig, target.context)
     with _clients_lock:
@@ -60,7 +70,7 @@ def api_client_for(target: KubernetesTarget) -> client.ApiClient:
         return _clients[key]
 
 
-def _new_api_client(target: KubernetesTarget) -> client.ApiClient:
+def _new_api_client(target: ClusterAccess) -> client.ApiClient:
     configuration = client.Configuration()
     # urllib3 would retry a timed-out GET three times: four timeouts in one tick.
     configuration.retries = 0
@@ -246,6 +256,86 @@ class KubernetesPoolDriver:
         else:
             hint = "the API server refused the request as made"
         return PermanentError(f"{failed}: {said}. {hint}")
+
+
+class ApiConflict(TemporaryError):
+    """409: someone else changed or created the object first (optimistic concurrency)."""
+
+
+class ApiObjects:
+    """JSON objects at API paths (Leases, custom resources, Events): what the typed
+    clients would add is model classes the callers do not need.
+
+    ``get`` answers None for an object that does not exist; every other failure is a
+    TemporaryError (ApiConflict for a 409) or a PermanentError naming the path."""
+
+    def __init__(
+        self,
+        access: ClusterAccess,
+        *,
+        settings: KubernetesSettings = DEFAULTS.kubernetes,
+        api_client: client.ApiClient | None = None,
+    ) -> None:
+        self.access = access
+        self.settings = settings
+        self._api_client = api_client
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", path)
+        except PermanentError as error:
+            if isinstance(error.__cause__, ApiException) and error.__cause__.status == 404:
+                return None
+            raise
+
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body)
+
+    def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: with metadata.resourceVersion set, a 409 if the object changed since."""
+        return self._call("PUT", path, body)
+
+    def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", path, body, "application/merge-patch+json")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        if self._api_client is None:
+            self._api_client = api_client_for(self.access)
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        action = f"{method} {path}"
+        try:
+            response = self._api_client.call_api(
+                path,
+                method,
+                header_params=headers,
+                body=body,
+                response_types_map={200: "object", 201: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=self.settings.request_timeout_s,
+            )
+        except ApiException as error:
+            status = error.status or 0
+            said = f"{action} failed with {status} {error.reason or ''}: {_status_message(error)}"
+            if status == 409:
+                raise ApiConflict(said, delay=self.settings.retry_delay_s) from error
+            if status == 0 or status >= 500 or status in _TEMPORARY_STATUSES:
+                raise TemporaryError(
+                    said, delay=_retry_after(error, self.settings.retry_delay_s)
+                ) from error
+            raise PermanentError(said) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise TemporaryError(
+                f"{action}: the API server did not answer: {error}",
+                delay=self.settings.retry_delay_s,
+            ) from error
+        return dict(response or {})
 
 
 def label_selector(selector: Any) -> str:
