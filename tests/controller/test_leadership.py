@@ -34,7 +34,7 @@ class Clock:
 
 @pytest.fixture
 def kube_api() -> Iterator[FakeKubeApi]:
-    with FakeKubeApi(token="a", more_tokens=("b",)) as api:
+    with FakeKubeApi(token="a", more_tokens=("b", "c")) as api:
         yield api
 
 
