@@ -89,7 +89,9 @@ class ClusterOperations(StrictSettings):
         "the leader writes and whose spillover.io/paused annotation pauses actuation.",
     )
     status_every_ticks: int = Field(
-        default=5, ge=1, description="The leader writes the resource's status every this many ticks."
+        default=5,
+        ge=1,
+        description="The leader writes the resource's status every this many ticks.",
     )
 
     @model_validator(mode="after")

@@ -157,7 +157,9 @@ class LeaderElector:
                 self.identity, duration_s, record.acquire_time, now_wall, record.transitions
             )
         else:
-            taken = LeaseRecord(self.identity, duration_s, now_wall, now_wall, record.transitions + 1)
+            taken = LeaseRecord(
+                self.identity, duration_s, now_wall, now_wall, record.transitions + 1
+            )
         self.lock.update(taken)
         self._took(taken, now)
         return True

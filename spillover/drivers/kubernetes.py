@@ -30,7 +30,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from spillover.config import KubernetesTarget, PoolConfig
+from spillover.config import PoolConfig
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
