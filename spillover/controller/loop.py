@@ -198,7 +198,8 @@ class ControllerLoop:
             else:
                 reason = "spillover.io/paused removed: acting again on the full desired state"
                 logger.info("resumed: %s", reason)
-                self._last_said.clear()  # what is applied now is said (and evented) again
+            # Said again: paused, what is held back; resumed, what is applied now.
+            self._last_said.clear()
             self.cluster.announce("Paused" if paused else "Resumed", reason, now, warn=paused)
             self._note(now, Alert("paused" if paused else "resumed", reason))
         self._paused = paused

@@ -8,6 +8,8 @@ recorder's (spillover.controller.events); this module only writes.
 
 from __future__ import annotations
 
+import itertools
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -49,11 +51,13 @@ class EventSink:
         self.objects = objects
         self.instance = instance
         """reportingInstance: which controller process wrote it."""
+        self._sequence = itertools.count()
 
     def create(self, about: ObjectRef, kind: str, reason: str, message: str, at: float) -> str:
         """A new Event with count 1; returns its name."""
         # client-go names events <object>.<unix nanoseconds in hex>: unique and sortable.
-        name = f"{about.name}.{int(at * 1e9):x}"
+        # Several are written in one tick, faster than the clock may tick: add a sequence.
+        name = f"{about.name}.{time.time_ns() + next(self._sequence):x}"
         body = {
             "apiVersion": "v1",
             "kind": "Event",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,12 @@ class RecordedRequest:
     headers: dict[str, str]
     """Lower-case names."""
     body: Any
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (monotonic), to line requests up against what a test did."""
+
+    @property
+    def token(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ")
 
 
 @dataclass(frozen=True)
