@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from spillover.drivers.kubernetes import ApiObjects
+from spillover.drivers.kubernetes import ApiNotFound, ApiObjects
 
 COMPONENT = "spillover-controller"
 
@@ -79,11 +79,11 @@ class EventSink:
     def count_repeat(self, namespace: str, name: str, count: int, at: float, message: str) -> bool:
         """Bump an Event's count and lastTimestamp; False if it is gone (Events expire
         after the API server's --event-ttl, an hour by default)."""
-        path = f"/api/v1/namespaces/{namespace}/events/{name}"
-        if self.objects.get(path) is None:
-            return False
         patch = {"count": count, "lastTimestamp": event_time(at), "message": message}
-        self.objects.merge_patch(path, patch)
+        try:
+            self.objects.merge_patch(f"/api/v1/namespaces/{namespace}/events/{name}", patch)
+        except ApiNotFound:
+            return False
         return True
 
     def deployment(self, namespace: str, name: str) -> ObjectRef | None:

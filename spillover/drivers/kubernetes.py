@@ -262,6 +262,10 @@ class ApiConflict(TemporaryError):
     """409: someone else changed or created the object first (optimistic concurrency)."""
 
 
+class ApiNotFound(PermanentError):
+    """404: no such object (or, for a path the server does not serve, no such kind)."""
+
+
 class ApiObjects:
     """JSON objects at API paths (Leases, custom resources, Events): what the typed
     clients would add is model classes the callers do not need.
@@ -283,10 +287,8 @@ class ApiObjects:
     def get(self, path: str) -> dict[str, Any] | None:
         try:
             return self._call("GET", path)
-        except PermanentError as error:
-            if isinstance(error.__cause__, ApiException) and error.__cause__.status == 404:
-                return None
-            raise
+        except ApiNotFound:
+            return None
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", path, body)
@@ -325,6 +327,8 @@ class ApiObjects:
             said = f"{action} failed with {status} {error.reason or ''}: {_status_message(error)}"
             if status == 409:
                 raise ApiConflict(said, delay=self.settings.retry_delay_s) from error
+            if status == 404:
+                raise ApiNotFound(said) from error
             if status == 0 or status >= 500 or status in _TEMPORARY_STATUSES:
                 raise TemporaryError(
                     said, delay=_retry_after(error, self.settings.retry_delay_s)

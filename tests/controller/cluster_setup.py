@@ -22,7 +22,7 @@ POOLS = {"private": ("triton-private", 2, 0.5), "burst": ("triton-burst", 1, 1.2
 
 
 def add_pools(api: FakeKubeApi) -> None:
-    for pool, (deployment, running, _) in POOLS.items():
+    for deployment, running, _ in POOLS.values():
         labels = {"app": deployment}
         api.add_deployment(Deployment(NAMESPACE, deployment, running, labels))
         for index in range(running):
