@@ -12,12 +12,15 @@ no double count.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +66,22 @@ class Controller:
             self.process.wait(timeout=5)
 
 
+def _gauge(controller: Controller, name: str) -> float:
+    """A value from the process's /metrics (its port is in its log)."""
+    found = re.search(r"metrics on (http://\S+/metrics)", controller.log.read_text())
+    assert found, "no metrics address in the log"
+    with urllib.request.urlopen(found[1], timeout=5) as response:
+        text = response.read().decode()
+    [value] = re.findall(rf"^{name} (\S+)$", text, re.MULTILINE)
+    return float(value)
+
+
+def _status(api: FakeKubeApi) -> dict[str, Any]:
+    resource = api.store.get("spillovers", NAMESPACE, "spillover")
+    assert resource is not None
+    return dict(resource.get("status") or {})
+
+
 def _holder(api: FakeKubeApi) -> str | None:
     lease = api.store.get("leases", NAMESPACE, "spillover-controller")
     return lease["spec"]["holderIdentity"] if lease else None
@@ -101,7 +120,10 @@ def test_one_leader_acts_and_a_killed_leader_is_replaced_without_ledger_gap(
         time.sleep(3 * LEASE[0])  # three lease durations side by side
         assert _holder(kube_api) == "a"
         assert not _acts(kube_api, "b"), "the follower changed something while a led"
-        assert kube_api.requested("list_pods"), "the follower observes"
+        assert {r.token for r in kube_api.requested("list_pods")} == {"a", "b"}, "both observe"
+        assert _gauge(a, "spillover_leader") == 1
+        assert _gauge(b, "spillover_leader") == 0, "the follower serves /metrics"
+        assert _status(kube_api)["leader"] == "a"
 
         a.signal(signal.SIGKILL)
         a.process.wait(timeout=5)
@@ -114,6 +136,9 @@ def test_one_leader_acts_and_a_killed_leader_is_replaced_without_ledger_gap(
         assert takeover_s <= LEASE[0] + 2 * 1.2 * LEASE[2] + 0.5
         _wait_for(lambda: bool(_acts(kube_api, "b")), 10, "b to act")
         time.sleep(2 * WINDOW_S)
+        b_leading_since = time.time() - 2 * WINDOW_S
+        assert _gauge(b, "spillover_leader") == 1
+        assert _status(kube_api)["leader"] == "b"
         b.stop()
         assert b.process.returncode == 0
         assert _holder(kube_api) == "", "a clean stop releases the Lease"
@@ -126,6 +151,13 @@ def test_one_leader_acts_and_a_killed_leader_is_replaced_without_ledger_gap(
     assert max(acted_a) < killed < min(acted_b), "two controllers acted at once"
     assert min(acted_b) >= took_over - 0.5
     _assert_ledger_has_no_gap(database)
+    with Ledger(database, window_seconds=None) as ledger:
+        assert min(ledger.watermark(pool) or 0 for pool in POOLS) > b_leading_since, (
+            "the new leader records into the shared ledger"
+        )
+        # b resumed a's stored state (mode safe): it did not announce safe mode again.
+        modes = [d for d in ledger.decisions_since(0) if d.decision.startswith("mode ")]
+        assert len(modes) == 1, [(d.at, d.decision) for d in modes]
 
 
 def _assert_ledger_has_no_gap(database: Path) -> None:
