@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         ledger,
         exporter,
     )
-    loop.restore()
+    if config.controller.cluster is None:
+        loop.restore()  # else on taking the Lease: what is stored then, by the last leader
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
