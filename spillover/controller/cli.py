@@ -230,6 +230,8 @@ def _status_header(status: dict[str, Any]) -> str:
         line += f", planned {planned:.0f} rps"
     if status["budget_limited"]:
         line += ", BUDGET LIMITED"
+    if status.get("paused"):
+        line += ", PAUSED (spillover.io/paused: nothing applied)"
     return f"{line}; as of {age:.0f} s ago{stale}"
 
 
