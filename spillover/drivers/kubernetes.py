@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from spillover.config import PoolConfig
+from spillover.drivers.kube_pods import label_selector, metrics_port, replica_of
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
@@ -38,13 +39,9 @@ from spillover.settings import DEFAULTS, KubernetesSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORT = 8002
-"""Triton's metrics port, used when no container port is named ``metrics``."""
-
 NEEDED_PERMISSIONS = "get and patch on deployments/scale, get on deployments, list on pods"
 """What the controller's identity needs in the pool's namespace (apps and core groups)."""
 
-_LIVE_PHASES = ("Pending", "Running")
 _TEMPORARY_STATUSES = (409, 429)
 
 _clients: dict[tuple[str | None, str | None], client.ApiClient] = {}
@@ -149,7 +146,7 @@ class KubernetesPoolDriver:
         replica = replica_of(self.pool, pod)
         if self.target.metrics.via != "apiserver-proxy" or not replica.metrics_url:
             return replica
-        name, port = pod.metadata.name, _metrics_port(pod)
+        name, port = pod.metadata.name, metrics_port(pod)
         where = f"/api/v1/namespaces/{self.target.namespace}/pods/{name}:{port}/proxy/metrics"
         return dataclasses.replace(
             replica,
@@ -340,61 +337,6 @@ class ApiObjects:
                 delay=self.settings.retry_delay_s,
             ) from error
         return dict(response or {})
-
-
-def label_selector(selector: Any) -> str:
-    """A V1LabelSelector as the query string the API takes (``a=b,c in (d,e)``)."""
-    terms = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
-    for expression in selector.match_expressions or []:
-        key, values = expression.key, ",".join(expression.values or [])
-        terms.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }[expression.operator]
-        )
-    return ",".join(terms)
-
-
-def replica_of(pool: str, pod: Any) -> ReplicaTarget:
-    """A V1Pod as a replica: failed and finished pods are not alive; a terminating one
-    (deletion timestamp set: scaled down, evicted, its spot node reclaimed) is draining
-    and alive until it is gone, since its node is billed until then."""
-    alive = pod.status.phase in _LIVE_PHASES
-    return ReplicaTarget(
-        name=pod.metadata.name,
-        pool=pool,
-        alive=alive,
-        ready=alive and _condition_true(pod, "Ready"),
-        started_at=pod.metadata.creation_timestamp.timestamp(),
-        metrics_url=_metrics_url(pod),
-        draining=pod.metadata.deletion_timestamp is not None,
-    )
-
-
-def _condition_true(pod: Any, kind: str) -> bool:
-    return any(
-        condition.type == kind and condition.status == "True"
-        for condition in pod.status.conditions or []
-    )
-
-
-def _metrics_url(pod: Any) -> str:
-    address = pod.status.pod_ip
-    if not address:
-        return ""
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{_metrics_port(pod)}/metrics"
-
-
-def _metrics_port(pod: Any) -> int:
-    for container in pod.spec.containers:
-        for port in container.ports or []:
-            if port.name == "metrics":
-                return int(port.container_port)
-    return DEFAULT_METRICS_PORT
 
 
 def _status_message(error: ApiException) -> str:

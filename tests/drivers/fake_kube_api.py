@@ -89,7 +89,8 @@ class FakeKubeApi:
     def __init__(self, token: str = "test-token", *, more_tokens: tuple[str, ...] = ()) -> None:
         """more_tokens: other identities it accepts (one per controller process)."""
         self.token = token
-        self.tokens = {token, *more_tokens}
+        """The token it accepts; a test may rotate it."""
+        self.more_tokens = set(more_tokens)
         self.store = ObjectStore()
         """Leases, Spillover resources and Events."""
         self.deployments: dict[tuple[str, str], Deployment] = {}
@@ -137,7 +138,8 @@ class FakeKubeApi:
             self.requests.append(request)
 
     def _answer(self, request: RecordedRequest, groups: tuple[str, ...]) -> tuple[int, Any]:
-        if request.headers.get("authorization") not in {f"Bearer {t}" for t in self.tokens}:
+        accepted = {self.token, *self.more_tokens}
+        if request.headers.get("authorization") not in {f"Bearer {t}" for t in accepted}:
             return _status(401, "Unauthorized")
         fault = self.faults.get(request.route)
         if fault is not None:
