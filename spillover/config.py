@@ -15,13 +15,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 
+from spillover.config_base import StrictSettings
+from spillover.config_cluster import ClusterOperations
 from spillover.config_errors import describe_validation_error
 from spillover.cost_categories import Costs
 from spillover.drivers.registry import DRIVERS
@@ -60,9 +60,7 @@ class ConfigError(SpilloverError):
     """The configuration is invalid; the message names every bad key and why."""
 
 
-class _Settings(BaseModel):
-    # Unknown keys are typos until proven otherwise; frozen because the policy shares it.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Settings = StrictSettings
 
 
 class AmortizedGpuCost(_Settings):
@@ -314,6 +312,11 @@ class Controller(_Settings):
     )
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of /metrics (0 picks a free one)."
+    )
+    cluster: ClusterOperations | None = Field(
+        default=None,
+        description="Leader election, status resource, Events and pause in the cluster the "
+        "controller runs in; none (the local stack) means it acts alone and writes none.",
     )
 
 

@@ -15,10 +15,14 @@ from typing import Any
 
 from spillover.config import SpilloverConfig, load_config
 from spillover.config_cli import LOCAL_DEFAULT
+from spillover.config_cluster import ClusterOperations
 from spillover.controller.actuators import Actuators, GatewayActuator
 from spillover.controller.bill_report import format_bill
+from spillover.controller.cluster import ClusterReporter
 from spillover.controller.exporter import Exporter
+from spillover.controller.leadership import LeaderElector
 from spillover.controller.ledger import Ledger
+from spillover.controller.ledger.charges import month_start
 from spillover.controller.loop import ControllerLoop
 from spillover.controller.observe import Observer
 from spillover.controller.prices import PriceFeed
@@ -26,6 +30,8 @@ from spillover.controller.reconcile import POOL_TAG, Month, format_reconciled, o
 from spillover.controller.reports import format_spend, parse_since
 from spillover.drivers.aws_prices import AwsBill, AwsPriceError, aws_session, has_credentials
 from spillover.drivers.haproxy import RuntimeApi
+from spillover.drivers.kube_lease import LeaseLock
+from spillover.drivers.kubernetes import ApiObjects
 from spillover.drivers.local.state import RunDir
 from spillover.drivers.registry import DriverContext, build_drivers
 from spillover.errors import SpilloverError
@@ -144,10 +150,19 @@ def _run(args: argparse.Namespace) -> int:
         exporter,
         prices=PriceFeed(config),
     )
-    loop.restore()
+    if config.controller.cluster is None:
+        loop.restore()  # else on taking the Lease: what is stored then, by the last leader
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    election = None
+    if config.controller.cluster is not None:
+        elector, reporter = _in_cluster(config, config.controller.cluster, ledger)
+        loop.leadership, loop.cluster = elector, reporter
+        election = threading.Thread(
+            target=elector.run, args=(stop,), name="leader-election", daemon=True
+        )
+        election.start()
     logger.info(
         "controller running: %d pools, tick %gs, metrics on http://%s:%d/metrics, ledger %s",
         len(config.pools),
@@ -159,10 +174,31 @@ def _run(args: argparse.Namespace) -> int:
     try:
         loop.run(stop, max_ticks=args.ticks)
     finally:
+        stop.set()
+        if election is not None:
+            election.join(timeout=10)  # it releases the Lease on its way out
         exporter.close()
         ledger.close()
     logger.info("controller stopped")
     return 0
+
+
+def _in_cluster(
+    config: SpilloverConfig, cluster: ClusterOperations, ledger: Ledger
+) -> tuple[LeaderElector, ClusterReporter]:
+    """The Lease's elector and the status resource's reporter, sharing one identity."""
+    election = cluster.leader_election
+    lock = LeaseLock(ApiObjects(cluster), cluster.namespace, election.lease_name)
+    elector = LeaderElector(lock, election)
+    logger.info("leader election: %s as %s", lock.describe, elector.identity)
+
+    def spend(now: float) -> tuple[float, float]:
+        day_start = now - now % 86400  # UTC midnight
+        today = sum(row.usd for row in ledger.spend(day_start, now, by="pool"))
+        month = sum(row.usd for row in ledger.spend(month_start(now), now, by="pool"))
+        return today, month
+
+    return elector, ClusterReporter(config, cluster, elector.identity, spend)
 
 
 def _spend_by_pool(database: Path) -> dict[str, float]:
@@ -237,6 +273,8 @@ def _status_header(status: dict[str, Any]) -> str:
         line += f", planned {planned:.0f} rps"
     if status["budget_limited"]:
         line += ", BUDGET LIMITED"
+    if status.get("paused"):
+        line += ", PAUSED (spillover.io/paused: nothing applied)"
     return f"{line}; as of {age:.0f} s ago{stale}"
 
 

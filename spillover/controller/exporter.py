@@ -103,6 +103,8 @@ class Exporter(Collector):
         self._last: _LastTick | None = None
         self._counts = _Counts()
         self._server: WSGIServer | None = None
+        self._standing = (True, False)
+        """(leader, paused): a controller without leader election leads alone."""
 
     def update(
         self,
@@ -120,6 +122,11 @@ class Exporter(Collector):
                 self._counts.add_requests(self._last.snapshot, snapshot)
             self._counts.add_tick(duration_s, len(failures), said)
             self._last = _LastTick(snapshot, state, duration_s, dict(prices or {}))
+
+    def set_standing(self, *, leader: bool, paused: bool) -> None:
+        """Whether this process acts (holds the Lease) and whether actuation is paused."""
+        with self._lock:
+            self._standing = (leader, paused)
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics in a background thread; returns the port (0 picks one)."""
@@ -143,6 +150,7 @@ class Exporter(Collector):
             last = self._last
             counters = list(self._counters(self._counts))
         yield from counters
+        yield from self._standing_metrics()
         spend = CounterMetricFamily(
             "spillover_spend_usd", "Spend recorded in the ledger, per pool.", labels=["pool"]
         )
@@ -201,6 +209,20 @@ class Exporter(Collector):
             "How long ticks take: observe, decide, act, record.",
             buckets=[*cumulative, ("+Inf", float(counts.duration_count))],
             sum_value=counts.duration_sum_s,
+        )
+
+    def _standing_metrics(self) -> Iterator[Metric]:
+        with self._lock:
+            leader, paused = self._standing
+        yield GaugeMetricFamily(
+            "spillover_leader",
+            "1 when this controller holds the Lease and acts; 0 for a follower.",
+            value=int(leader),
+        )
+        yield GaugeMetricFamily(
+            "spillover_paused",
+            "1 while spillover.io/paused on the status resource stops actuation.",
+            value=int(paused),
         )
 
     def _config_metrics(self) -> Iterator[Metric]:

@@ -5,6 +5,15 @@ actuator missed is made on the next tick, and a restarted controller (which
 reloads the policy state it stored) carries on exactly where it stopped. Nothing
 that fails inside a tick stops the loop: it is logged with its traceback and the
 next tick goes on.
+
+With leader election (`controller.cluster`), only the leader decides, acts and
+writes the ledger; a follower observes and exports metrics. Leadership is asked
+before acting and again before recording, so a leader that lost its Lease stops
+within the renew deadline even mid-tick. A new leader first reloads the stored
+policy state; the ledger's watermarks are in the shared file, so its first record
+charges the gap since the last leader's last tick, once. Paused (the status
+resource's annotation), the leader keeps observing, deciding, recording and
+reporting, and applies nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from spillover.config import SpilloverConfig
 from spillover.controller.actuators import ActuationFailure, Actuators
@@ -30,6 +39,29 @@ from spillover.controller.status import status_view
 from spillover.settings import DEFAULTS
 
 logger = logging.getLogger("spillover.controller")
+
+
+class Leadership(Protocol):
+    def is_leader(self) -> bool: ...
+
+
+class ClusterReporting(Protocol):
+    """The status resource and Events (`spillover.controller.cluster.ClusterReporter`)."""
+
+    def refresh(self) -> bool:
+        """Read the status resource; True when it says paused."""
+        ...
+
+    def announce(self, reason: str, message: str, at: float, *, warn: bool = False) -> None: ...
+
+    def report(
+        self,
+        now: float,
+        view: Mapping[str, Any],
+        said: Sequence[Decision],
+        failures: Sequence[ActuationFailure],
+        last_decision: Mapping[str, Any] | None,
+    ) -> None: ...
 
 
 class Observing(Protocol):
@@ -61,7 +93,12 @@ class ControllerLoop:
     """Market prices for the pools that ask for them; None: every pool at its price book."""
     clock: Callable[[], float] = time.time
     state: PolicyState = field(default_factory=PolicyState)
+    leadership: Leadership | None = None
+    """None: acts alone (the local stack)."""
+    cluster: ClusterReporting | None = None
     _last_said: dict[str, Decision] = field(default_factory=dict)
+    _acting: bool = False
+    _paused: bool = False
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.config)
@@ -84,17 +121,31 @@ class ControllerLoop:
         started = time.perf_counter()
         now = self.clock()
         snapshot = self._observe(now)
+        if not self._take_turn():
+            return self._follow(now, snapshot, started)
+        paused = self._check_pause(now)
         decisions, self.state = self.policy.decide(snapshot, self.state, now)
-        failures = self.actuators.apply(decisions)
+        if paused or not self._leading():
+            failures: list[ActuationFailure] = []
+        else:
+            failures = self.actuators.apply(decisions)
         said = self._worth_saying(decisions)
         for decision in said:
             level = logging.WARNING if isinstance(decision, Alert) else logging.INFO
-            logger.log(level, "%s: %s", decision.describe(), decision.reason)
+            held = "paused, not applied: " if paused else ""
+            logger.log(level, "%s%s: %s", held, decision.describe(), decision.reason)
+        if not self._leading():
+            return self._follow(now, snapshot, started)
         prices = self._prices(now)
-        self._record(now, snapshot, said, prices)
+        view = self._record(now, snapshot, said, paused, prices)
+        if self.cluster is not None and not paused:
+            self.cluster.report(now, view, said, failures, _last_decision(now, said))
+        elif self.cluster is not None:
+            self.cluster.report(now, view, [], [], None)
         duration = time.perf_counter() - started
         if self.exporter is not None:
             self.exporter.update(snapshot, self.state, failures, duration, said, prices)
+            self.exporter.set_standing(leader=True, paused=paused)
         return TickReport(now, decisions, said, failures, duration, snapshot)
 
     def run(self, stop: threading.Event, max_ticks: int | None = None) -> int:
@@ -114,6 +165,58 @@ class ControllerLoop:
         return ticks
 
     # --- steps ------------------------------------------------------------------
+
+    def _leading(self) -> bool:
+        return self.leadership is None or self.leadership.is_leader()
+
+    def _take_turn(self) -> bool:
+        """Whether this process acts this tick; a new leader first picks up the stored
+        policy state (the previous leader's), so nothing is decided twice."""
+        leading = self._leading()
+        if leading and not self._acting and self.leadership is not None:
+            logger.info("leading: resuming from the stored policy state and ledger")
+            self.restore()
+            self._last_said.clear()
+        elif self._acting and not leading:
+            logger.warning("not the leader any more: observing only, changing nothing")
+        self._acting = leading
+        return leading
+
+    def _follow(self, now: float, snapshot: Snapshot, started: float) -> TickReport:
+        """A follower's tick: what it saw goes to its /metrics, nothing else."""
+        duration = time.perf_counter() - started
+        if self.exporter is not None:
+            self.exporter.update(snapshot, self.state, [], duration, [], self._prices(now))
+            self.exporter.set_standing(leader=False, paused=self._paused)
+        return TickReport(now, [], [], [], duration, snapshot)
+
+    def _check_pause(self, now: float) -> bool:
+        """Read the pause annotation; say so, once, when it changes."""
+        if self.cluster is None:
+            return False
+        paused = self.cluster.refresh()
+        if paused != self._paused:
+            if paused:
+                reason = (
+                    'spillover.io/paused is "true": actuation stopped; observing, recording '
+                    "and reporting go on"
+                )
+                logger.warning("paused: %s", reason)
+            else:
+                reason = "spillover.io/paused removed: acting again on the full desired state"
+                logger.info("resumed: %s", reason)
+            # Said again: paused, what is held back; resumed, what is applied now.
+            self._last_said.clear()
+            self.cluster.announce("Paused" if paused else "Resumed", reason, now, warn=paused)
+            self._note(now, Alert("paused" if paused else "resumed", reason))
+        self._paused = paused
+        return paused
+
+    def _note(self, now: float, decision: Decision) -> None:
+        try:
+            self.ledger.log_decisions(now, [decision])
+        except Exception:
+            logger.exception("could not write %s to the decision log", decision.describe())
 
     def _prime(self) -> None:
         """Take a first reading to measure rates against: without it the first tick
@@ -170,17 +273,25 @@ class ControllerLoop:
         return {pool.name: book_price(pool) for pool in self.config.pools}
 
     def _record(
-        self, now: float, snapshot: Snapshot, said: list[Decision], prices: Mapping[str, PoolPrice]
-    ) -> None:
+        self,
+        now: float,
+        snapshot: Snapshot,
+        said: list[Decision],
+        paused: bool,
+        prices: Mapping[str, PoolPrice],
+    ) -> dict[str, Any]:
+        status = status_view(
+            self.config, snapshot, self.state, self.config.policy.tick_seconds, prices
+        )
+        status["paused"] = paused
+        journal = [_held(d) for d in said] if paused else said
         try:
             self.ledger.record(now, self._usages(snapshot, prices))
-            self.ledger.log_decisions(now, said)
-            status = status_view(
-                self.config, snapshot, self.state, self.config.policy.tick_seconds, prices
-            )
+            self.ledger.log_decisions(now, journal)
             self.ledger.save_controller_state(now, self.state.to_json(), json.dumps(status))
         except Exception:
             logger.exception("could not write the ledger; spend since then is charged next tick")
+        return status
 
     def _usages(self, snapshot: Snapshot, prices: Mapping[str, PoolPrice]) -> list[PoolUsage]:
         if not snapshot.pools:
@@ -232,6 +343,20 @@ def _differs(previous: Decision | None, decision: Decision) -> bool:
     if isinstance(decision, Alert):
         return False  # said when it appeared; said again only after it cleared
     return previous.describe() != decision.describe()
+
+
+def _held(decision: Decision) -> Decision:
+    """A decision made while paused, as the decision log keeps it."""
+    return replace(decision, reason=f"(paused, not applied) {decision.reason}")
+
+
+def _last_decision(now: float, said: Sequence[Decision]) -> dict[str, Any] | None:
+    changes: list[Decision] = [d for d in said if not isinstance(d, Alert)] or list(said)
+    if not changes:
+        return None
+    decision = changes[-1]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return {"at": stamp, "decision": decision.describe(), "reason": decision.reason}
 
 
 def _clock_time(at: float) -> str:

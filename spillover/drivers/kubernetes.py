@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 import yaml
@@ -30,7 +30,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from spillover.config import KubernetesTarget, PoolConfig
+from spillover.config import PoolConfig
+from spillover.drivers.kube_pods import label_selector, metrics_port, replica_of
 from spillover.drivers.pools import PoolDriver, ReplicaTarget
 from spillover.drivers.registry import DriverContext
 from spillover.errors import PermanentError, SpilloverError, TemporaryError
@@ -38,20 +39,26 @@ from spillover.settings import DEFAULTS, KubernetesSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METRICS_PORT = 8002
-"""Triton's metrics port, used when no container port is named ``metrics``."""
-
 NEEDED_PERMISSIONS = "get and patch on deployments/scale, get on deployments, list on pods"
 """What the controller's identity needs in the pool's namespace (apps and core groups)."""
 
-_LIVE_PHASES = ("Pending", "Running")
 _TEMPORARY_STATUSES = (409, 429)
 
 _clients: dict[tuple[str | None, str | None], client.ApiClient] = {}
 _clients_lock = threading.Lock()
 
 
-def api_client_for(target: KubernetesTarget) -> client.ApiClient:
+class ClusterAccess(Protocol):
+    """Which cluster, as credentials: a pool's KubernetesTarget, or controller.cluster."""
+
+    @property
+    def kubeconfig(self) -> str | None: ...
+
+    @property
+    def context(self) -> str | None: ...
+
+
+def api_client_for(target: ClusterAccess) -> client.ApiClient:
     """One ApiClient per (kubeconfig, context), built on first use and then shared."""
     key = (target.kubeconfig, target.context)
     with _clients_lock:
@@ -60,7 +67,7 @@ def api_client_for(target: KubernetesTarget) -> client.ApiClient:
         return _clients[key]
 
 
-def _new_api_client(target: KubernetesTarget) -> client.ApiClient:
+def _new_api_client(target: ClusterAccess) -> client.ApiClient:
     configuration = client.Configuration()
     # urllib3 would retry a timed-out GET three times: four timeouts in one tick.
     configuration.retries = 0
@@ -139,7 +146,7 @@ class KubernetesPoolDriver:
         replica = replica_of(self.pool, pod)
         if self.target.metrics.via != "apiserver-proxy" or not replica.metrics_url:
             return replica
-        name, port = pod.metadata.name, _metrics_port(pod)
+        name, port = pod.metadata.name, metrics_port(pod)
         where = f"/api/v1/namespaces/{self.target.namespace}/pods/{name}:{port}/proxy/metrics"
         return dataclasses.replace(
             replica,
@@ -248,59 +255,88 @@ class KubernetesPoolDriver:
         return PermanentError(f"{failed}: {said}. {hint}")
 
 
-def label_selector(selector: Any) -> str:
-    """A V1LabelSelector as the query string the API takes (``a=b,c in (d,e)``)."""
-    terms = [f"{key}={value}" for key, value in sorted((selector.match_labels or {}).items())]
-    for expression in selector.match_expressions or []:
-        key, values = expression.key, ",".join(expression.values or [])
-        terms.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }[expression.operator]
-        )
-    return ",".join(terms)
+class ApiConflict(TemporaryError):
+    """409: someone else changed or created the object first (optimistic concurrency)."""
 
 
-def replica_of(pool: str, pod: Any) -> ReplicaTarget:
-    """A V1Pod as a replica: failed and finished pods are not alive; a terminating one
-    (deletion timestamp set: scaled down, evicted, its spot node reclaimed) is draining
-    and alive until it is gone, since its node is billed until then."""
-    alive = pod.status.phase in _LIVE_PHASES
-    return ReplicaTarget(
-        name=pod.metadata.name,
-        pool=pool,
-        alive=alive,
-        ready=alive and _condition_true(pod, "Ready"),
-        started_at=pod.metadata.creation_timestamp.timestamp(),
-        metrics_url=_metrics_url(pod),
-        draining=pod.metadata.deletion_timestamp is not None,
-    )
+class ApiNotFound(PermanentError):
+    """404: no such object (or, for a path the server does not serve, no such kind)."""
 
 
-def _condition_true(pod: Any, kind: str) -> bool:
-    return any(
-        condition.type == kind and condition.status == "True"
-        for condition in pod.status.conditions or []
-    )
+class ApiObjects:
+    """JSON objects at API paths (Leases, custom resources, Events): what the typed
+    clients would add is model classes the callers do not need.
 
+    ``get`` answers None for an object that does not exist; every other failure is a
+    TemporaryError (ApiConflict for a 409) or a PermanentError naming the path."""
 
-def _metrics_url(pod: Any) -> str:
-    address = pod.status.pod_ip
-    if not address:
-        return ""
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{_metrics_port(pod)}/metrics"
+    def __init__(
+        self,
+        access: ClusterAccess,
+        *,
+        settings: KubernetesSettings = DEFAULTS.kubernetes,
+        api_client: client.ApiClient | None = None,
+    ) -> None:
+        self.access = access
+        self.settings = settings
+        self._api_client = api_client
 
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", path)
+        except ApiNotFound:
+            return None
 
-def _metrics_port(pod: Any) -> int:
-    for container in pod.spec.containers:
-        for port in container.ports or []:
-            if port.name == "metrics":
-                return int(port.container_port)
-    return DEFAULT_METRICS_PORT
+    def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body)
+
+    def replace(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: with metadata.resourceVersion set, a 409 if the object changed since."""
+        return self._call("PUT", path, body)
+
+    def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", path, body, "application/merge-patch+json")
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        if self._api_client is None:
+            self._api_client = api_client_for(self.access)
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        action = f"{method} {path}"
+        try:
+            response = self._api_client.call_api(
+                path,
+                method,
+                header_params=headers,
+                body=body,
+                response_types_map={200: "object", 201: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=self.settings.request_timeout_s,
+            )
+        except ApiException as error:
+            status = error.status or 0
+            said = f"{action} failed with {status} {error.reason or ''}: {_status_message(error)}"
+            if status == 409:
+                raise ApiConflict(said, delay=self.settings.retry_delay_s) from error
+            if status == 404:
+                raise ApiNotFound(said) from error
+            if status == 0 or status >= 500 or status in _TEMPORARY_STATUSES:
+                raise TemporaryError(
+                    said, delay=_retry_after(error, self.settings.retry_delay_s)
+                ) from error
+            raise PermanentError(said) from error
+        except urllib3.exceptions.HTTPError as error:
+            raise TemporaryError(
+                f"{action}: the API server did not answer: {error}",
+                delay=self.settings.retry_delay_s,
+            ) from error
+        return dict(response or {})
 
 
 def _status_message(error: ApiException) -> str:

@@ -12,6 +12,7 @@ import yaml
 from helm_python import HelmRenderError, HelmValuesError
 
 from spillover.config import ConfigError, parse_config
+from spillover.config_cluster import ClusterOperations, LeaderElection
 from tests.charts.conftest import RenderChart
 from tests.charts.rendering import (
     chart_dir,
@@ -102,7 +103,7 @@ def test_image_tag_defaults_to_the_app_version(render_controller: RenderChart) -
     assert container(pinned.one("Deployment"))["image"].endswith(":0.2.0-rc.1")
 
 
-def test_one_controller_never_two(render_controller: RenderChart) -> None:
+def test_one_controller_by_default_recreated_on_rollout(render_controller: RenderChart) -> None:
     deployment = render_controller().one("Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
@@ -133,9 +134,14 @@ def test_rbac_is_least_privilege(charts: dict[str, helm.Chart], values_file: Pat
     )
     assert "ClusterRole" not in rendered.kinds()
     assert "ClusterRoleBinding" not in rendered.kinds()
-    roles = rendered.all("Role")
+    roles = {role["metadata"]["name"]: role for role in rendered.all("Role")}
     assert roles
-    for role in roles:
+    for name, role in roles.items():
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+            assert "secrets" not in rule["resources"]
+        if name.endswith("-leader"):
+            continue
         granted = {
             (group, resource): set(rule["verbs"])
             for rule in role["rules"]
@@ -146,26 +152,80 @@ def test_rbac_is_least_privilege(charts: dict[str, helm.Chart], values_file: Pat
             ("", "pods"): {"get", "list", "watch"},
             ("apps", "deployments"): {"get", "list", "watch"},
             ("apps", "deployments/scale"): {"get", "update", "patch"},
+            ("", "events"): {"create", "patch"},
         }
-        for rule in role["rules"]:
-            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-            assert "secrets" not in rule["resources"]
+
+
+def test_leader_role_grants_exactly_the_lease_the_status_resource_and_events(
+    render_controller: RenderChart,
+) -> None:
+    role = render_controller().one("Role", "spillover-controller-leader")
+    assert role["metadata"]["namespace"] == "spillover"
+    rules = sorted(
+        (r["apiGroups"][0], r["resources"][0], tuple(sorted(r["verbs"])),
+         tuple(r.get("resourceNames", ())))
+        for r in role["rules"]
+    )  # fmt: skip
+    assert rules == [
+        ("", "events", ("create", "patch"), ()),
+        ("coordination.k8s.io", "leases", ("create",), ()),
+        ("coordination.k8s.io", "leases", ("get", "update"), ("spillover-controller",)),
+        ("spillover.io", "spillovers", ("create",), ()),
+        ("spillover.io", "spillovers", ("get",), ("spillover",)),
+        ("spillover.io", "spillovers/status", ("patch",), ("spillover",)),
+    ]
+    binding = render_controller().one("RoleBinding", "spillover-controller-leader")
+    assert binding["roleRef"]["name"] == "spillover-controller-leader"
+    renamed = render_controller(
+        _config_of({"controller": {**_default_controller(), "cluster": {
+            "namespace": "ops", "status_name": "hybrid",
+            "leader_election": {"lease_name": "hybrid-controller"}}}})
+    ).one("Role", "spillover-controller-leader")  # fmt: skip
+    assert renamed["metadata"]["namespace"] == "ops"
+    names = {
+        r["resources"][0]: r.get("resourceNames") for r in renamed["rules"] if "resourceNames" in r
+    }
+    assert names == {"leases": ["hybrid-controller"], "spillovers": ["hybrid"],
+                     "spillovers/status": ["hybrid"]}  # fmt: skip
+
+
+def test_the_chart_defaults_are_the_configs_defaults() -> None:
+    """role-leader.yaml falls back to these names when the values leave them out."""
+    assert LeaderElection().lease_name == "spillover-controller"
+    assert ClusterOperations(namespace="x").status_name == "spillover"
+
+
+def test_two_replicas_need_leader_election(render_controller: RenderChart) -> None:
+    assert render_controller({"replicaCount": 2}).one("Deployment")["spec"]["replicas"] == 2
+    without = _config_of({"controller": {**_default_controller(), "cluster": None}})
+    with pytest.raises(HelmRenderError, match="replicaCount 2 needs config.controller.cluster"):
+        render_controller({**without, "replicaCount": 2})
+    with pytest.raises(HelmValuesError):
+        render_controller({"replicaCount": 3})
+
+
+def _default_controller() -> dict[str, Any]:
+    controller: dict[str, Any] = _config_of({})["config"]["controller"]
+    return dict(controller)
 
 
 def test_scale_is_granted_on_the_in_cluster_pools_deployments_only(
     render_controller: RenderChart,
 ) -> None:
     default = render_controller()
-    [role] = default.all("Role")
+    role = default.one("Role", "spillover-controller")
     assert role["metadata"]["namespace"] == "spillover"
     [scale] = [r for r in role["rules"] if r["resources"] == ["deployments/scale"]]
     # The burst pools live on EKS (their kubeconfig): their rights are granted there.
     assert scale["resourceNames"] == ["triton-recommender"]
 
     two_namespaces = render_controller(_ci("in-cluster-values.yaml"))
+    pool_roles = [
+        r for r in two_namespaces.all("Role") if not r["metadata"]["name"].endswith("-leader")
+    ]
     scaled = {
         role["metadata"]["namespace"]: rule["resourceNames"]
-        for role in two_namespaces.all("Role")
+        for role in pool_roles
         for rule in role["rules"]
         if rule["resources"] == ["deployments/scale"]
     }
@@ -174,7 +234,12 @@ def test_scale_is_granted_on_the_in_cluster_pools_deployments_only(
         "inference-burst": ["triton-recommender-burst"],
     }
     account = two_namespaces.one("ServiceAccount")["metadata"]["name"]
-    for binding in two_namespaces.all("RoleBinding"):
+    pool_bindings = [
+        b
+        for b in two_namespaces.all("RoleBinding")
+        if not b["metadata"]["name"].endswith("-leader")
+    ]
+    for binding in pool_bindings:
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",
@@ -183,7 +248,7 @@ def test_scale_is_granted_on_the_in_cluster_pools_deployments_only(
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account, "namespace": "spillover"}
         ]
-    assert {b["metadata"]["namespace"] for b in two_namespaces.all("RoleBinding")} == set(scaled)
+    assert {b["metadata"]["namespace"] for b in pool_bindings} == set(scaled)
 
 
 def test_rbac_can_be_left_to_someone_else(render_controller: RenderChart) -> None:
@@ -244,7 +309,9 @@ def test_a_new_config_rolls_the_controller(render_controller: RenderChart) -> No
             {"replicaCount": -1}, "at '/replicaCount': minimum: got -1, want 0", id="negative"
         ),
         pytest.param(
-            {"replicaCount": 2}, "at '/replicaCount': maximum: got 2, want 1", id="two-controllers"
+            {"replicaCount": 3},
+            "at '/replicaCount': maximum: got 3, want 2",
+            id="three-controllers",
         ),
         pytest.param(
             {"persistence": {"enabeld": True}},

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.drivers.fake_kube_objects import OBJECT_PATHS, ObjectStore
 
 CREATED = "2025-11-11T00:00:00Z"
 HANG_S = 10.0
@@ -65,6 +68,12 @@ class RecordedRequest:
     headers: dict[str, str]
     """Lower-case names."""
     body: Any
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (monotonic), to line requests up against what a test did."""
+
+    @property
+    def token(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ")
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,13 @@ class Fault:
 class FakeKubeApi:
     """Start with ``with FakeKubeApi() as api:``; ``api.url`` is the server address."""
 
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(self, token: str = "test-token", *, more_tokens: tuple[str, ...] = ()) -> None:
+        """more_tokens: other identities it accepts (one per controller process)."""
         self.token = token
+        """The token it accepts; a test may rotate it."""
+        self.more_tokens = set(more_tokens)
+        self.store = ObjectStore()
+        """Leases, Spillover resources and Events."""
         self.deployments: dict[tuple[str, str], Deployment] = {}
         self.pods: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
@@ -124,13 +138,19 @@ class FakeKubeApi:
             self.requests.append(request)
 
     def _answer(self, request: RecordedRequest, groups: tuple[str, ...]) -> tuple[int, Any]:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+        accepted = {self.token, *self.more_tokens}
+        if request.headers.get("authorization") not in {f"Bearer {t}" for t in accepted}:
             return _status(401, "Unauthorized")
         fault = self.faults.get(request.route)
         if fault is not None:
             if fault.status is not None:
                 return _status(fault.status, f"injected {fault.status}")
             self._release.wait(HANG_S)
+        if request.route.startswith("objects_"):
+            match = OBJECT_PATHS.match(request.path)
+            assert match is not None
+            code, answer = self.store.answer(request.method, match, request.body)
+            return (code, answer) if isinstance(answer, dict) else _status(code, answer)
         if request.route == "get_pod_proxy":
             text = self.pod_metrics.get((groups[0], groups[1], int(groups[2])))
             return (200, text) if text is not None else _status(503, "no endpoint")
@@ -308,7 +328,11 @@ def _status(code: int, message: str) -> tuple[int, dict[str, Any]]:
 
 
 def _route(method: str, path: str) -> tuple[str, tuple[str, ...]]:
-    """``get_scale`` and the like, with the namespace (and name) from the path."""
+    """``get_scale`` and the like, with the namespace (and name) from the path;
+    ``objects_leases_put`` and the like for the object store's kinds."""
+    if match := OBJECT_PATHS.match(path):
+        status = "_status" if match["status"] else ""
+        return f"objects_{match['plural']}{status}_{method.lower()}", ()
     for kind, pattern in _ROUTES:
         if match := pattern.match(path):
             verb = "list" if kind == "pods" else method.lower()
@@ -332,6 +356,12 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
         def do_PATCH(self) -> None:
             self._serve("PATCH")
 
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_PUT(self) -> None:
+            self._serve("PUT")
+
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
             route, groups = _route(method, unquote(url.path))
@@ -346,7 +376,7 @@ def _handler_for(api: FakeKubeApi) -> type[BaseHTTPRequestHandler]:
                 body=json.loads(raw) if raw else None,
             )
             api._record(request)
-            if route not in (
+            if not route.startswith("objects_") and route not in (
                 "get_scale",
                 "patch_scale",
                 "get_deployment",

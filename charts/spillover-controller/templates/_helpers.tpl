@@ -102,6 +102,9 @@ these rules are about where the controller runs.
 {{- if and (hasKey $settings "metrics_port") (eq (int $settings.metrics_port) 0) }}
 {{- fail "config.controller.metrics_port must be a fixed port in a pod (0 picks a random one the metrics Service cannot target)" }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not $settings.cluster) }}
+{{- fail "replicaCount 2 needs config.controller.cluster (leader election): without a Lease both controllers would act on the same pools" }}
+{{- end }}
 {{- $dataDir := printf "%s/" .Values.persistence.mountPath }}
 {{- if not (hasPrefix $dataDir ($settings.database | default "")) }}
 {{- fail (printf "config.controller.database must be a file under persistence.mountPath (%s), or the ledger and policy state are lost with the pod" .Values.persistence.mountPath) }}
