@@ -61,6 +61,8 @@ def arriving(pool: PoolConfig, observation: PoolObservation, desired: int, now: 
     unless it has stalled."""
     if pool.role == "private":
         return min(desired, observation.ready)
+    if not observation.starting:
+        return desired  # nothing starting, nothing stalled (skips a scan of every replica)
     stall_after = STALLED_AFTER_COLD_STARTS * pool.cold_start_seconds
     stalled = sum(
         1

@@ -1,0 +1,124 @@
+"""`spillover sim`: the controller against a simulated fleet, beside its baselines."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from spillover.config import load_config
+from spillover.errors import SpilloverError
+from spillover.sim import baselines, report
+from spillover.sim.run import Progress
+from spillover.sim.settings import load_settings
+from spillover.sim.traces import DEFAULT_PEAK_RPS, Trace, read_csv, shop_week
+
+REPORTS_DIR = Path(".spillover/reports")
+
+
+def packaged_fleet() -> Path:
+    return Path(str(resources.files("spillover.sim") / "fleet.yaml"))
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    sim = commands.add_parser(
+        "sim",
+        help="simulate a fleet: the real controller on a simulated clock, against baselines",
+    )
+    sim.add_argument("--config", type=Path, help="spillover.yaml (default: the packaged fleet)")
+    sim.add_argument("--settings", type=Path, help="sim.yaml: cold starts, spot, faults")
+    sim.add_argument(
+        "--peak-rps", type=float, default=DEFAULT_PEAK_RPS, help="an ordinary evening's peak"
+    )
+    sim.add_argument("--days", type=float, default=7.0, help="how much of the packaged week")
+    sim.add_argument("--replay", type=Path, help="replay a `second,rps` CSV instead")
+    sim.add_argument(
+        "--runs",
+        default=",".join(baselines.BASELINES),
+        help="which runs, comma-separated (default all)",
+    )
+    sim.add_argument("--reports-dir", type=Path, default=REPORTS_DIR)
+    sim.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    sim.set_defaults(func=_sim)
+
+
+def trace_from(args: argparse.Namespace) -> Trace:
+    if args.replay is not None:
+        return read_csv(args.replay)
+    if args.peak_rps <= 0 or args.days <= 0:
+        raise SpilloverError("--peak-rps and --days must be above 0")
+    return shop_week(args.peak_rps, args.days)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    config = load_config(args.config or packaged_fleet())
+    settings = load_settings(args.settings)
+    names = tuple(name.strip() for name in args.runs.split(",") if name.strip())
+    unknown = [name for name in names if name not in baselines.BASELINES]
+    if unknown:
+        raise SpilloverError(
+            f"--runs: unknown run {unknown[0]!r}; one of: {', '.join(baselines.BASELINES)}"
+        )
+    trace = trace_from(args)
+    directory = report.new_directory(args.reports_dir)
+    command = " ".join(["spillover sim", *(shlex.quote(a) for a in sys.argv[2:])]).strip()
+    bar = ProgressBar(len(names), trace.seconds)
+    # Each tick's decisions go to every run's ledger (its decision log); on the terminal
+    # they would drown the progress bar.
+    quiet = logging.getLogger("spillover.controller")
+    level = quiet.level
+    if not args.verbose:
+        quiet.setLevel(logging.CRITICAL)
+    try:
+        results = baselines.run_all(config, settings, trace, directory, names, Progress(bar.update))
+    finally:
+        quiet.setLevel(level)
+        bar.close()
+    bound = baselines.lower_bound(config, settings, trace)
+    table = report.rows(results, bound)
+    markdown = report.render_markdown(trace, table, bound, command)
+    report.write(directory, report.to_json(trace, results, table, bound, command), markdown)
+    if not args.no_plots:
+        try:
+            from spillover.sim import plot
+
+            plot.render(results, config.slo.p99_latency_ms, directory)
+        except ModuleNotFoundError:
+            print("(no PNGs: install the `plot` extra for them)", file=sys.stderr)
+    print(markdown)
+    print(f"report: {directory}")
+    return 0
+
+
+class ProgressBar:
+    """One line on stderr, redrawn once per simulated hour: run, bar, speed."""
+
+    def __init__(self, runs: int, seconds: int, width: int = 30) -> None:
+        self.runs, self.seconds, self.width = runs, seconds, width
+        self.began = time.perf_counter()
+        self.current = ""
+        self.run_index = 0
+        self.run_began = self.began
+
+    def update(self, name: str, done: int, total: int) -> None:
+        if name != self.current:
+            self.current, self.run_index, self.run_began = (
+                name,
+                self.run_index + 1,
+                time.perf_counter(),
+            )
+        filled = int(self.width * done / total)
+        elapsed = max(time.perf_counter() - self.run_began, 1e-9)
+        line = (
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] run {self.run_index}/{self.runs} "
+            f"{name}: day {done / 86400:.1f} of {total / 86400:.1f}, "
+            f"{done / elapsed:,.0f} simulated s per wall s"
+        )
+        print(line, end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr)

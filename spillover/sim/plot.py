@@ -1,0 +1,76 @@
+"""The simulator's PNGs (matplotlib, from the `plot` extra; only this module imports it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spillover.sim.run import RunResult
+
+
+def render(results: list[RunResult], slo_ms: float, directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    ours = next((r for r in results if r.name == "spillover"), results[0])
+    hours = [minute / 60 for minute in range(len(ours.series.demand))]
+
+    figure, axes = plt.subplots(figsize=(12, 4.5))
+    axes.plot(hours, ours.series.demand, color="black", linewidth=0.8, label="demand")
+    bottom = [0.0] * len(hours)
+    for pool, capacity in ours.series.capacity.items():
+        top = [b + c for b, c in zip(bottom, capacity, strict=True)]
+        axes.fill_between(
+            hours, bottom, top, alpha=0.35, step="post", label=f"{pool} ready capacity"
+        )
+        bottom = top
+    axes.set(
+        xlabel="hours from the trace start",
+        ylabel="requests/s",
+        title=f"{ours.name}: demand vs ready capacity by pool",
+    )
+    axes.legend(loc="upper right")
+    written.append(_save(figure, directory / "capacity.png"))
+
+    figure, axes = plt.subplots(figsize=(12, 4.5))
+    for result in results:
+        axes.plot(
+            hours[: len(result.series.cost_usd_per_hour)],
+            result.series.cost_usd_per_hour,
+            linewidth=0.8,
+            label=result.name,
+        )
+    axes.set(xlabel="hours from the trace start", ylabel="$ per hour", title="cost rate over time")
+    axes.legend(loc="upper right")
+    written.append(_save(figure, directory / "cost.png"))
+
+    figure, axes = plt.subplots(figsize=(12, 4.5))
+    for result in results:
+        axes.plot(
+            hours[: len(result.series.p99_ms)],
+            result.series.p99_ms,
+            linewidth=0.8,
+            label=result.name,
+        )
+    axes.axhline(slo_ms, color="red", linestyle="--", label=f"SLO p99 {slo_ms:g} ms")
+    axes.set_yscale("log")
+    axes.set(
+        xlabel="hours from the trace start",
+        ylabel="worst pool p99, ms (per minute)",
+        title="latency vs SLO",
+    )
+    axes.legend(loc="upper right")
+    written.append(_save(figure, directory / "latency.png"))
+    return written
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path
