@@ -63,6 +63,12 @@ class PoolObservation:
             counts[replica.phase] = counts.get(replica.phase, 0) + 1
         return counts
 
+    @cached_property
+    def oldest_starting_at(self) -> float | None:
+        """When the longest-starting replica was started; None when none is starting."""
+        starts = [replica.started_at for replica in self.replicas if replica.phase == "starting"]
+        return min(starts) if starts else None
+
     @property
     def ready(self) -> int:
         return self.count("ready")

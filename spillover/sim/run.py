@@ -9,6 +9,9 @@ and the real Ledger in a SQLite file -- then the second's demand is routed and s
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +84,10 @@ def run(
     # The gateway actuator is the simulated one (the same set_weights call).
     actuators = Actuators(drivers, world.gateway, sleep=lambda seconds: None)  # type: ignore[arg-type]
     ledger_path.unlink(missing_ok=True)
-    ledger = Ledger(ledger_path, config.controller.ledger_window_seconds)
+    # The ledger is written every tick; in memory-backed /dev/shm (where there is one)
+    # that costs no disk writes, and the finished file is moved to `ledger_path`.
+    working = _scratch(ledger_path)
+    ledger = Ledger(working, config.controller.ledger_window_seconds)
     observer = SimObserver(world)
     # The stack has run for a while before the trace starts: the first tick sees the
     # first second's demand, as a controller that has been observing would.
@@ -127,6 +133,10 @@ def run(
     cost_by_pool = {row.key: row.usd for row in ledger.spend(trace.start, end, by="pool")}
     cost_by_role = {row.key: row.usd for row in ledger.spend(trace.start, end, by="role")}
     ledger.close()
+    if working != ledger_path:
+        shutil.move(working, ledger_path)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{working}{suffix}").unlink(missing_ok=True)
     return RunResult(
         name=name,
         totals=world.totals,
@@ -139,6 +149,18 @@ def run(
         ledger_path=ledger_path,
         wall_seconds=time.perf_counter() - began,
     )
+
+
+SCRATCH = Path("/dev/shm")
+
+
+def _scratch(ledger_path: Path) -> Path:
+    if not SCRATCH.is_dir():
+        return ledger_path
+    handle, name = tempfile.mkstemp(prefix="spillover-sim-", suffix=".db", dir=SCRATCH)
+    os.close(handle)
+    Path(name).unlink()
+    return Path(name)
 
 
 def _repriced(config: SpilloverConfig, pool_name: str, price: float) -> SpilloverConfig:

@@ -61,9 +61,10 @@ def arriving(pool: PoolConfig, observation: PoolObservation, desired: int, now: 
     unless it has stalled."""
     if pool.role == "private":
         return min(desired, observation.ready)
-    if not observation.starting:
-        return desired  # nothing starting, nothing stalled (skips a scan of every replica)
     stall_after = STALLED_AFTER_COLD_STARTS * pool.cold_start_seconds
+    oldest = observation.oldest_starting_at
+    if oldest is None or now - oldest <= stall_after:
+        return desired  # none has stalled (skips a scan of every replica)
     stalled = sum(
         1
         for replica in observation.replicas
