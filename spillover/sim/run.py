@@ -77,33 +77,15 @@ def run(
     import time
 
     began = time.perf_counter()
-    config = simulated(config)
-    drivers = build_drivers(config.pools, DriverContext(run_dir=ledger_path.parent))
-    pools = {pool: driver for pool, driver in drivers.items() if isinstance(driver, SimulatedPool)}
-    world = World(config, settings, pools, trace.start, trace.rps[0] if trace.seconds else 0.0)
-    # The gateway actuator is the simulated one (the same set_weights call).
-    actuators = Actuators(drivers, world.gateway, sleep=lambda seconds: None)  # type: ignore[arg-type]
     ledger_path.unlink(missing_ok=True)
     # The ledger is written every tick; in memory-backed /dev/shm (where there is one)
     # that costs no disk writes, and the finished file is moved to `ledger_path`.
     working = _scratch(ledger_path)
-    ledger = Ledger(working, config.controller.ledger_window_seconds)
-    observer = SimObserver(world)
-    # The stack has run for a while before the trace starts: the first tick sees the
-    # first second's demand, as a controller that has been observing would.
-    observer.prime(trace.rps[0] if trace.seconds else 0.0, config.policy.tick_seconds)
-    loop = ControllerLoop(config, observer, actuators, ledger, clock=world.clock)
-    if decider == "reactive":
-        loop.policy = ReactiveAutoscaler(config)  # type: ignore[assignment]
-
-    def new_price(pool_name: str, price: float) -> None:
-        updated = _repriced(loop.config, pool_name, price)
-        loop.config = updated
-        if decider == "policy":
-            loop.policy = Policy(updated)
-        world.config = updated
-
-    world.on_price = new_price
+    world, loop = assemble(
+        config, settings, trace, Ledger(working, config.controller.ledger_window_seconds), decider
+    )
+    ledger = loop.ledger
+    config = loop.config
     tick_every = max(1, round(config.policy.tick_seconds))
     last_desired: dict[str, int] = {}
     scale_events = 0
@@ -149,6 +131,39 @@ def run(
         ledger_path=ledger_path,
         wall_seconds=time.perf_counter() - began,
     )
+
+
+def assemble(
+    config: SpilloverConfig,
+    settings: SimSettings,
+    trace: Trace,
+    ledger: Ledger,
+    decider: str = "policy",
+) -> tuple[World, ControllerLoop]:
+    """The world and the controller loop that runs against it, ready for second 0."""
+    config = simulated(config)
+    drivers = build_drivers(config.pools, DriverContext(run_dir=ledger.path.parent))
+    pools = {pool: driver for pool, driver in drivers.items() if isinstance(driver, SimulatedPool)}
+    world = World(config, settings, pools, trace.start, trace.rps[0] if trace.seconds else 0.0)
+    # The gateway actuator is the simulated one (the same set_weights call).
+    actuators = Actuators(drivers, world.gateway, sleep=lambda seconds: None)  # type: ignore[arg-type]
+    observer = SimObserver(world)
+    # The stack has run for a while before the trace starts: the first tick sees the
+    # first second's demand, as a controller that has been observing would.
+    observer.prime(trace.rps[0] if trace.seconds else 0.0, config.policy.tick_seconds)
+    loop = ControllerLoop(config, observer, actuators, ledger, clock=world.clock)
+    if decider == "reactive":
+        loop.policy = ReactiveAutoscaler(config)  # type: ignore[assignment]
+
+    def new_price(pool_name: str, price: float) -> None:
+        updated = _repriced(loop.config, pool_name, price)
+        loop.config = updated
+        if decider == "policy":
+            loop.policy = Policy(updated)
+        world.config = updated
+
+    world.on_price = new_price
+    return world, loop
 
 
 SCRATCH = Path("/dev/shm")
