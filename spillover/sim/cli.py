@@ -45,6 +45,24 @@ def register(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     sim.set_defaults(func=_sim)
 
+    plan = commands.add_parser(
+        "plan",
+        help="sweep owned GPUs (and the burst warm floor) over a trace: the cheapest fleet "
+        "that meets the SLO, and the break-even utilization",
+    )
+    plan.add_argument("--config", type=Path, help="spillover.yaml (default: the packaged fleet)")
+    plan.add_argument("--settings", type=Path, help="sim.yaml: cold starts, spot, faults")
+    plan.add_argument("--peak-rps", type=float, default=DEFAULT_PEAK_RPS)
+    plan.add_argument("--days", type=float, default=1.0, help="how much of the packaged week")
+    plan.add_argument("--replay", type=Path, help="replay a `second,rps` CSV instead")
+    plan.add_argument(
+        "--owned", type=_counts, default=[40, 80, 120, 160], help="owned GPU counts to try"
+    )
+    plan.add_argument("--warm-floor", type=_counts, default=[0, 4], help="burst warm floors to try")
+    plan.add_argument("--reports-dir", type=Path, default=REPORTS_DIR)
+    plan.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    plan.set_defaults(func=_plan)
+
 
 def trace_from(args: argparse.Namespace) -> Trace:
     if args.replay is not None:
@@ -89,6 +107,61 @@ def _sim(args: argparse.Namespace) -> int:
             plot.render(results, config.slo.p99_latency_ms, directory)
         except ModuleNotFoundError:
             print("(no PNGs: install the `plot` extra for them)", file=sys.stderr)
+    print(markdown)
+    print(f"report: {directory}")
+    return 0
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers like 40,80,120, got {text!r}"
+        ) from None
+    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 0, got {text!r}")
+    return counts
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from spillover.sim import plan
+
+    config = load_config(args.config or packaged_fleet())
+    settings = load_settings(args.settings)
+    if min(args.owned) < 1:
+        raise SpilloverError("--owned: a private pool owns at least 1 GPU")
+    trace = trace_from(args)
+    directory = report.new_directory(args.reports_dir, "plan")
+    command = " ".join(["spillover plan", *(shlex.quote(a) for a in sys.argv[2:])]).strip()
+    runs = len(args.owned) * len(args.warm_floor)
+    bar = ProgressBar(runs, trace.seconds)
+    quiet = logging.getLogger("spillover.controller")
+    level = quiet.level
+    if not args.verbose:
+        quiet.setLevel(logging.CRITICAL)
+    try:
+        result = plan.sweep(
+            config, settings, trace, args.owned, args.warm_floor, directory, Progress(bar.update)
+        )
+    finally:
+        quiet.setLevel(level)
+        bar.close()
+    markdown = plan.render_markdown(result, trace, command)
+    (directory / "report.md").write_text(markdown)
+    document = {
+        "command": command,
+        "break_even_utilization": result.break_even,
+        "points": [point.__dict__ | {"meets_slo": point.meets_slo} for point in result.points],
+    }
+    report.write(directory, document, markdown)
+    if not args.no_plots:
+        try:
+            from spillover.sim import plot
+
+            plot.render_plan(result.points, directory / "plan.png")
+        except ModuleNotFoundError:
+            print("(no PNG: install the `plot` extra for it)", file=sys.stderr)
     print(markdown)
     print(f"report: {directory}")
     return 0

@@ -74,3 +74,31 @@ def _save(figure: Any, path: Path) -> Path:
 
     plt.close(figure)
     return path
+
+
+def render_plan(points: list[Any], path: Path) -> Path:
+    """Cost against owned GPUs, one line per warm floor; SLO attainment on its own axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, cost_axis = plt.subplots(figsize=(9, 4.5))
+    slo_axis = cost_axis.twinx()
+    for floor in sorted({point.warm_floor for point in points}):
+        mine = sorted((p for p in points if p.warm_floor == floor), key=lambda p: p.owned)
+        owned = [p.owned for p in mine]
+        cost_axis.plot(owned, [p.total_usd for p in mine], marker="o", label=f"cost, floor {floor}")
+        slo_axis.plot(
+            owned,
+            [100 * p.within_slo for p in mine],
+            linestyle=":",
+            marker="x",
+            label=f"within SLO, floor {floor}",
+        )
+    cost_axis.set(xlabel="owned GPUs", ylabel="total $ over the trace", title="capacity plan")
+    slo_axis.set_ylabel("% of requests within the SLO")
+    handles = cost_axis.get_legend_handles_labels()
+    more = slo_axis.get_legend_handles_labels()
+    cost_axis.legend(handles[0] + more[0], handles[1] + more[1], loc="upper center")
+    return _save(figure, path)

@@ -54,3 +54,36 @@ def test_a_bad_replay_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixtur
     trace.write_text("second,rps\n0,100\n1,-5\n")
     assert main(["sim", "--replay", str(trace), "--reports-dir", str(tmp_path)]) == 1
     assert "peak.csv:3: rps must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_plan_names_the_cheapest_fleet_that_meets_the_slo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "step.csv"
+    trace.write_text("second,rps\n0,200\n300,20000\n900,20000\n")
+    reports = tmp_path / "reports"
+    code = main(
+        [
+            "plan",
+            "--replay",
+            str(trace),
+            "--owned",
+            "1,120",
+            "--warm-floor",
+            "0",
+            "--no-plots",
+            "--reports-dir",
+            str(reports),
+        ]
+    )
+    assert code == 0
+    (directory,) = reports.iterdir()
+    document = json.loads((directory / "report.json").read_text())
+    one, owned = document["points"]
+    # One owned GPU leaves the step to burst replicas that take minutes to start;
+    # 120 carry it. The plan names 120 and says when owning pays.
+    assert not one["meets_slo"] and owned["meets_slo"]
+    markdown = (directory / "report.md").read_text()
+    assert markdown.startswith("# Capacity plan: own 120 GPUs, keep 0 burst replicas warm")
+    assert document["break_even_utilization"]["ondemand"] == pytest.approx(0.431 / 1.006, rel=0.01)
+    assert "report:" in capsys.readouterr().out
