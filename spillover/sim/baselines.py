@@ -4,6 +4,8 @@ Every baseline runs on the same trace and the same world (seed, faults, prices);
 differ only in which pools they have and who decides:
 
 - spillover: the configured pools, the real policy;
+- spillover + calendar: the same, with the trace's known events (11.11) on the
+  policy's calendar (`policy.known_events`), so burst is pre-warmed for them;
 - private only: the private pools alone, the real policy (no burst to spill to);
 - cloud only, on-demand: the on-demand burst pools alone;
 - cloud only, spot + on-demand fallback: the burst pools alone;
@@ -20,9 +22,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from spillover.config import PoolConfig, SpilloverConfig
+from spillover.config import KnownEvent, PoolConfig, SpilloverConfig
 from spillover.sim import queueing
 from spillover.sim.run import Progress, RunResult, run
 from spillover.sim.settings import SimSettings, base_latency_ms, capacity_rps
@@ -44,10 +47,27 @@ class LowerBound:
     cost_by_pool: dict[str, float]
 
 
-def variant(config: SpilloverConfig, name: str) -> SpilloverConfig | None:
-    """The config a baseline runs, or None when the fleet has no pools for it."""
+def variant(
+    config: SpilloverConfig, name: str, trace: Trace | None = None
+) -> SpilloverConfig | None:
+    """The config a baseline runs, or None when the fleet has no pools for it (or, for
+    the calendar run, the trace has no known event)."""
     if name in ("spillover", "reactive (HPA)"):
         return config
+    if name == "spillover + calendar":
+        if trace is None or not trace.known:
+            return None
+        events = tuple(
+            KnownEvent(
+                name=event_name,
+                start=datetime.fromtimestamp(trace.start + offset, tz=timezone.utc),
+                peak_multiple=multiple,
+                duration_seconds=duration,
+            )
+            for offset, event_name, multiple, duration in trace.known
+        )
+        policy = config.policy.model_copy(update={"known_events": events})
+        return config.model_copy(update={"policy": policy})
     if name == "private only":
         keep = [p for p in config.pools if p.role == "private"]
     elif name == "cloud on-demand":
@@ -72,7 +92,7 @@ def run_all(
 ) -> list[RunResult]:
     results = []
     for name in names:
-        chosen = variant(config, name)
+        chosen = variant(config, name, trace)
         if chosen is None:
             continue
         decider = "reactive" if name.startswith("reactive") else "policy"

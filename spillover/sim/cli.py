@@ -35,6 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--peak-rps", type=float, default=DEFAULT_PEAK_RPS, help="an ordinary evening's peak"
     )
     sim.add_argument("--days", type=float, default=7.0, help="how much of the packaged week")
+    sim.add_argument(
+        "--from-day", type=float, default=0.0, help="where in the week to start (11.11 is day 3)"
+    )
     sim.add_argument("--replay", type=Path, help="replay a `second,rps` CSV instead")
     sim.add_argument(
         "--runs",
@@ -54,6 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     plan.add_argument("--settings", type=Path, help="sim.yaml: cold starts, spot, faults")
     plan.add_argument("--peak-rps", type=float, default=DEFAULT_PEAK_RPS)
     plan.add_argument("--days", type=float, default=1.0, help="how much of the packaged week")
+    plan.add_argument("--from-day", type=float, default=0.0, help="where in the week to start")
     plan.add_argument("--replay", type=Path, help="replay a `second,rps` CSV instead")
     plan.add_argument(
         "--owned", type=_counts, default=[40, 80, 120, 160], help="owned GPU counts to try"
@@ -69,7 +73,9 @@ def trace_from(args: argparse.Namespace) -> Trace:
         return read_csv(args.replay)
     if args.peak_rps <= 0 or args.days <= 0:
         raise SpilloverError("--peak-rps and --days must be above 0")
-    return shop_week(args.peak_rps, args.days)
+    if args.from_day < 0 or args.from_day + args.days > 7:
+        raise SpilloverError("--from-day and --days must stay within the packaged week (7 days)")
+    return shop_week(args.peak_rps, args.days, from_day=args.from_day)
 
 
 def _sim(args: argparse.Namespace) -> int:

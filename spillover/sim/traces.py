@@ -36,6 +36,9 @@ class Trace:
     """Requests per second, one per second."""
     events: tuple[tuple[float, str], ...] = ()
     """(seconds from start, label) of the shapes worth marking on plots."""
+    known: tuple[tuple[float, str, float, float], ...] = ()
+    """Peaks a shop has on its calendar: (seconds from start, name, expected multiple,
+    duration in seconds); the `spillover + calendar` run gives them to the policy."""
 
     @property
     def seconds(self) -> int:
@@ -61,14 +64,19 @@ def singles_day(seconds_after: float) -> float:
     return 1 + 9 * math.exp(-(seconds_after - 60) / (2.5 * 3600))
 
 
-def shop_week(peak_rps: float = DEFAULT_PEAK_RPS, days: float = 7, seed: int = 11) -> Trace:
-    """The packaged week: diurnal cycle, weekend lift, two evening promotions, 11.11."""
+def shop_week(
+    peak_rps: float = DEFAULT_PEAK_RPS, days: float = 7, seed: int = 11, from_day: float = 0
+) -> Trace:
+    """The packaged week: diurnal cycle, weekend lift, two evening promotions, 11.11;
+    `days` of it from `from_day` (11.11 midnight is at day 3)."""
     rng = random.Random(seed)
+    first = int(from_day * DAY)
     seconds = int(days * DAY)
     promotions = [(1 * DAY + 20 * 3600, 2 * 3600, 1.5), (5 * DAY + 19 * 3600, 3 * 3600, 1.4)]
     rps = array("f", bytes(4 * seconds))
     noise = 0.0
-    for second in range(seconds):
+    for index in range(seconds):
+        second = first + index
         day, second_of_day = divmod(second, DAY)
         level = diurnal(second_of_day)
         if day % 7 in (0, 6):  # Sunday, Saturday
@@ -78,13 +86,25 @@ def shop_week(peak_rps: float = DEFAULT_PEAK_RPS, days: float = 7, seed: int = 1
                 level *= lift
         level *= singles_day(second - SINGLES_DAY_AT)
         noise = 0.9 * noise + 0.1 * rng.gauss(0.0, 0.05)  # correlated over ~10 s
-        rps[second] = max(0.0, peak_rps * level * (1 + noise))
+        rps[index] = max(0.0, peak_rps * level * (1 + noise))
     events = (
-        (promotions[0][0], "promotion"),
-        (float(SINGLES_DAY_AT), "11.11 midnight"),
-        (promotions[1][0], "promotion"),
+        (promotions[0][0] - first, "promotion"),
+        (float(SINGLES_DAY_AT - first), "11.11 midnight"),
+        (promotions[1][0] - first, "promotion"),
     )
-    return Trace("shop week", WEEK_START, rps, tuple(e for e in events if e[0] < seconds))
+    known = ((float(SINGLES_DAY_AT - first), "11.11", 10.0, 4 * 3600.0),)
+    name = (
+        "shop week"
+        if first == 0 and days == 7
+        else f"shop week, days {from_day:g}-{from_day + days:g}"
+    )
+    return Trace(
+        name,
+        WEEK_START + first,
+        rps,
+        tuple(e for e in events if 0 <= e[0] < seconds),
+        tuple(k for k in known if 0 <= k[0] < seconds),
+    )
 
 
 def flat(rps: float, seconds: int, start: float = WEEK_START) -> Trace:
