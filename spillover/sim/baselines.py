@@ -34,6 +34,7 @@ from spillover.sim.world import builtin_spot_prices
 
 BASELINES = (
     "spillover",
+    "spillover + calendar",
     "private only",
     "cloud on-demand",
     "cloud spot+fallback",

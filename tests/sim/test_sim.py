@@ -196,3 +196,19 @@ def test_a_bad_csv_line_is_named(tmp_path: Path) -> None:
 def test_a_bad_settings_key_is_named() -> None:
     with pytest.raises(ConfigError, match=r"pools\.spot\.notice_seconds"):
         parse_settings({"pools": {"spot": {"notice_seconds": -1}}})
+
+
+def test_the_calendar_run_has_the_traces_known_events_and_plain_runs_do_not() -> None:
+    from spillover.sim.traces import SINGLES_DAY_AT, shop_week
+
+    trace = shop_week(days=0.5, from_day=2.75)
+    assert [(offset, name) for offset, name, _, _ in trace.known] == [
+        (SINGLES_DAY_AT - 2.75 * 86400, "11.11")
+    ]
+    calendar = baselines.variant(fleet(), "spillover + calendar", trace)
+    assert calendar is not None
+    (event,) = calendar.policy.known_events
+    assert event.start.timestamp() == trace.start + SINGLES_DAY_AT - 2.75 * 86400
+    assert event.peak_multiple == 10
+    assert baselines.variant(fleet(), "spillover + calendar", flat(100, 60)) is None
+    assert baselines.variant(fleet(), "spillover", trace) == fleet()
