@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,19 +91,29 @@ def run_all(
     work_dir: Path,
     names: tuple[str, ...] = BASELINES,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> list[RunResult]:
-    results = []
+    """Every run named, in order. jobs > 1: that many runs at once, each in its own
+    process (they share nothing: each has its world, its loop and its ledger file)."""
+    planned = []
     for name in names:
         chosen = variant(config, name, trace)
         if chosen is None:
             continue
         decider = "reactive" if name.startswith("reactive") else "policy"
-        ledger = (
-            work_dir
-            / f"{name.replace(' ', '-').replace('(', '').replace(')', '').replace('+', '-')}.db"
-        )
-        results.append(run(name, chosen, settings, trace, ledger, decider, progress))
-    return results
+        stem = name.replace(" ", "-").replace("(", "").replace(")", "").replace("+", "-")
+        planned.append((name, chosen, settings, trace, work_dir / f"{stem}.db", decider))
+    if jobs <= 1 or len(planned) <= 1:
+        return [run(*arguments, progress) for arguments in planned]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run, *arguments) for arguments in planned]
+        results = []
+        for future in futures:
+            result = future.result()
+            if progress is not None:
+                progress.report(result.name, result.seconds, result.seconds)
+            results.append(result)
+        return results
 
 
 def lower_bound(config: SpilloverConfig, settings: SimSettings, trace: Trace) -> LowerBound:

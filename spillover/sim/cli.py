@@ -44,6 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=",".join(baselines.BASELINES),
         help="which runs, comma-separated (default all)",
     )
+    sim.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, each in its own process (default 1)"
+    )
     sim.add_argument("--reports-dir", type=Path, default=REPORTS_DIR)
     sim.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     sim.set_defaults(func=_sim)
@@ -98,7 +101,9 @@ def _sim(args: argparse.Namespace) -> int:
     if not args.verbose:
         quiet.setLevel(logging.CRITICAL)
     try:
-        results = baselines.run_all(config, settings, trace, directory, names, Progress(bar.update))
+        results = baselines.run_all(
+            config, settings, trace, directory, names, Progress(bar.update), max(args.jobs, 1)
+        )
     finally:
         quiet.setLevel(level)
         bar.close()
