@@ -196,11 +196,12 @@ class ProgressBar:
                 time.perf_counter(),
             )
         filled = int(self.width * done / total)
-        elapsed = max(time.perf_counter() - self.run_began, 1e-9)
+        elapsed = time.perf_counter() - self.run_began
+        # A run finished in another process (--jobs) reports once, at its end: no speed.
+        speed = f", {done / elapsed:,.0f} simulated s per wall s" if elapsed > 0.5 else ", done"
         line = (
             f"\r[{'#' * filled}{'.' * (self.width - filled)}] run {self.run_index}/{self.runs} "
-            f"{name}: day {done / 86400:.1f} of {total / 86400:.1f}, "
-            f"{done / elapsed:,.0f} simulated s per wall s"
+            f"{name}: day {done / 86400:.1f} of {total / 86400:.1f}{speed}"
         )
         print(line, end="", file=sys.stderr, flush=True)
 

@@ -212,3 +212,20 @@ def test_the_calendar_run_has_the_traces_known_events_and_plain_runs_do_not() ->
     assert event.peak_multiple == 10
     assert baselines.variant(fleet(), "spillover + calendar", flat(100, 60)) is None
     assert baselines.variant(fleet(), "spillover", trace) == fleet()
+
+
+def test_the_readme_sim_yaml_sample_is_valid() -> None:
+    import re
+
+    import yaml
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Simulate a fleet") :]
+    sample = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert sample is not None
+    settings = parse_settings(yaml.safe_load(sample.group(1)))
+    assert [fault.kind for fault in settings.faults] == [
+        "site-loss",
+        "metrics-outage",
+        "burst-api-outage",
+    ]
