@@ -20,6 +20,7 @@ AREAS = (
     ("spillover.controller.cli", "controller", ("controller", "status", "spend")),
     ("spillover.demo", "local", ("demo",)),
     ("spillover.drivers.eks_token_cli", "controller", ("eks-token",)),
+    ("spillover.sim.cli", "controller", ("sim", "plan")),
     ("spillover.bench.cli", "local", ("bench",)),
     ("loadtest.cli", "local", ("load", "drill")),
 )

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     Field,
     ValidationError,
     model_validator,
@@ -233,6 +234,17 @@ class Slo(_Settings):
     )
 
 
+class KnownEvent(_Settings):
+    """A peak on the calendar (11.11 at midnight): burst is brought up ahead of it."""
+
+    name: str = Field(min_length=1, description="What it is, for the decision's reason.")
+    start: AwareDatetime = Field(description="When it starts, with its time zone.")
+    peak_multiple: float = Field(
+        gt=1, description="Expected peak as a multiple of the demand just before it."
+    )
+    duration_seconds: float = Field(gt=0, description="How long it lasts.")
+
+
 class Policy(_Settings):
     """How the controller sizes pools."""
 
@@ -264,6 +276,17 @@ class Policy(_Settings):
         gt=0,
         description="Metrics older than this are stale; all of them stale "
         "puts the controller in safe mode.",
+    )
+    known_events: tuple[KnownEvent, ...] = Field(
+        default=(),
+        description="Peaks known ahead (a sale at midnight): capacity for each is started "
+        "one burst cold start plus `prewarm_margin_seconds` before it begins, so it is "
+        "ready at the start; after the start the forecast takes over.",
+    )
+    prewarm_margin_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Extra lead before a known event, beyond the longest burst cold start.",
     )
 
 

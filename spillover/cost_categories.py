@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from spillover.config_base import StrictSettings
 
 Source = Annotated[
     str,
@@ -20,11 +22,7 @@ Source = Annotated[
 ]
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StoredModel(_Settings):
+class StoredModel(StrictSettings):
     """GB of model held somewhere, at a storage price."""
 
     gb: float = Field(ge=0, description="GB stored (decimal: 10^9 bytes).")
@@ -32,7 +30,7 @@ class StoredModel(_Settings):
     source: Source
 
 
-class StorageCost(_Settings):
+class StorageCost(StrictSettings):
     """Model bytes the burst site holds: on each replica's volume and in the S3 bucket."""
 
     per_replica: StoredModel | None = Field(
@@ -47,7 +45,7 @@ class StorageCost(_Settings):
     )
 
 
-class NetworkCost(_Settings):
+class NetworkCost(StrictSettings):
     """Bytes leaving the cloud to the private site: responses and metrics of burst pools."""
 
     usd_per_gb: float = Field(ge=0, description="Data transfer out, per GB.")
@@ -64,7 +62,7 @@ class NetworkCost(_Settings):
     )
 
 
-class HoursCost(_Settings):
+class HoursCost(StrictSettings):
     """People's or operators' hours per month at an hourly rate, spread evenly over time."""
 
     name: str = Field(min_length=1, description="What the hours are for (on-call, upgrades).")
@@ -88,7 +86,7 @@ class HoursCost(_Settings):
         return self
 
 
-class Costs(_Settings):
+class Costs(StrictSettings):
     """Unit prices of storage, network, labour and operations (compute is each pool's price)."""
 
     storage: StorageCost | None = Field(default=None, description="Model storage of burst.")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from spillover.config_base import StrictSettings
 
 InstanceType = Annotated[
     str,
@@ -23,10 +25,8 @@ Zone = Annotated[
 DEFAULT_REFRESH_SECONDS = 300.0
 
 
-class MarketPrice(BaseModel):
+class MarketPrice(StrictSettings):
     """Where AWS says what one replica of this pool costs now."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     region: str = Field(
         pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",

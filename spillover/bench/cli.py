@@ -83,6 +83,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     controller.add_argument("--ticks", type=_positive(int), default=300)
     controller.set_defaults(func=_controller)
 
+    sim = kinds.add_parser(
+        "sim",
+        help="the fleet simulator: a week of the 3-pool fleet (goal < 60 s) and one tick "
+        "of 100 pools / 10,000 replicas (goal < 20 ms)",
+    )
+    sim.add_argument(
+        "--days", type=_positive(float), default=7.0, help="simulated days of the packaged week"
+    )
+    sim.add_argument("--pools", type=_positive(int), default=100)
+    sim.add_argument("--replicas-per-pool", type=_positive(int), default=100)
+    sim.add_argument("--ticks", type=_positive(int), default=50)
+    sim.set_defaults(func=_sim)
+
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     """argparse type: a number above 0 (argparse names the flag in its error)."""
@@ -214,4 +227,16 @@ def _controller(args: argparse.Namespace) -> int:
 
     cost = controller.run(args.pools, args.replicas_per_pool, args.ticks)
     print(controller.report(cost, args.pools, args.replicas_per_pool))
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    import logging
+
+    from spillover.bench import sim
+
+    logging.getLogger("spillover.controller").setLevel(logging.CRITICAL)  # per-tick decisions
+    tick = sim.bench_tick(args.pools, args.replicas_per_pool, args.ticks)
+    week = sim.bench_week(args.days)
+    print(sim.report(week, tick))
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 ReplicaPhase = Literal["starting", "ready", "draining", "failed"]
@@ -54,7 +55,22 @@ class PoolObservation:
     the pool: its Triton metrics are unreachable."""
 
     def count(self, phase: ReplicaPhase) -> int:
-        return sum(1 for replica in self.replicas if replica.phase == phase)
+        return self._phase_counts.get(phase, 0)
+
+    @cached_property
+    def _phase_counts(self) -> dict[str, int]:
+        """Counted once: the policy asks a pool's counts many times a tick, and a pool
+        may have thousands of replicas (the fleet simulator's)."""
+        counts: dict[str, int] = {}
+        for replica in self.replicas:
+            counts[replica.phase] = counts.get(replica.phase, 0) + 1
+        return counts
+
+    @cached_property
+    def oldest_starting_at(self) -> float | None:
+        """When the longest-starting replica was started; None when none is starting."""
+        starts = [replica.started_at for replica in self.replicas if replica.phase == "starting"]
+        return min(starts) if starts else None
 
     @property
     def ready(self) -> int:
@@ -89,7 +105,14 @@ class Snapshot:
     """Burst spend recorded in the ledger since the start of this UTC month."""
 
     def pool(self, name: str) -> PoolObservation:
+        found = self._by_name.get(name)
+        if found is None:
+            return PoolObservation(name)  # a pool the driver knows nothing of has no replicas
+        return found
+
+    @cached_property
+    def _by_name(self) -> dict[str, PoolObservation]:
+        by_name: dict[str, PoolObservation] = {}
         for pool in self.pools:
-            if pool.name == name:
-                return pool
-        return PoolObservation(name)  # a pool the driver knows nothing of has no replicas
+            by_name.setdefault(pool.name, pool)  # the first of a name, as a scan finds it
+        return by_name

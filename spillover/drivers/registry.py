@@ -65,6 +65,11 @@ DRIVERS: Mapping[str, DriverEntry] = {
         "kubernetes",
         "a Deployment's scale subresource",
     ),
+    "simulated": DriverEntry(
+        "spillover.drivers.simulated:for_pools",
+        None,
+        "replicas on a simulated clock (what `spillover sim` runs every pool on)",
+    ),
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from spillover.config import PoolConfig, SpilloverConfig
 from spillover.controller.decisions import Alert, Decision, Mode, ScalePool, SetMode, SetWeights
-from spillover.controller.policy import budget, capacity, forecast, routing, sizing
+from spillover.controller.policy import budget, calendar, capacity, forecast, routing, sizing
 from spillover.controller.policy.state import DemandForecast, PolicyState, PoolPlan
 from spillover.controller.snapshot import PoolObservation, Snapshot
 
@@ -38,6 +38,9 @@ class Policy:
             state.forecast, demand, now, self.config.policy.demand_smoothing
         )
         planned = forecast.planned_demand(predicted, demand, self.config.forecast_horizon_seconds)
+        planned, event_note = calendar.prewarm(
+            self.config, max(demand, predicted.level_rps), planned, now
+        )
         learned = {
             pool.name: capacity.learn(
                 _plan(state, pool).capacity_rps, snapshot.pool(pool.name).service_rate_rps
@@ -67,6 +70,10 @@ class Policy:
         reasons = {target.pool: target.reason for target in targets}
         for name, note in notes.items():
             reasons[name] = f"{reasons[name]}; {note}"
+        if event_note is not None:
+            for pool in self.order:
+                if pool.role == "burst":
+                    reasons[pool.name] = f"{reasons[pool.name]}; {event_note}"
         decisions: list[Decision] = []
         budget_reason = self._apply_budget(snapshot, state, desired, reasons)
         unplaced = sum(target.unplaced_rps for target in targets)

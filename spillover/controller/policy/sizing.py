@@ -62,6 +62,9 @@ def arriving(pool: PoolConfig, observation: PoolObservation, desired: int, now: 
     if pool.role == "private":
         return min(desired, observation.ready)
     stall_after = STALLED_AFTER_COLD_STARTS * pool.cold_start_seconds
+    oldest = observation.oldest_starting_at
+    if oldest is None or now - oldest <= stall_after:
+        return desired  # none has stalled (skips a scan of every replica)
     stalled = sum(
         1
         for replica in observation.replicas
