@@ -255,6 +255,12 @@ class Policy(_Settings):
         description="Metrics older than this are stale; all of them stale "
         "puts the controller in safe mode.",
     )
+    safe_mode: bool = Field(
+        default=True,
+        description="Hold replicas and weights while metrics are stale. false acts on "
+        "whatever is still fresh (demand from the gateway) and may shrink a pool it cannot "
+        "see: it exists for the metrics-outage drill's control run, not for production.",
+    )
 
 
 class Budget(_Settings):
