@@ -28,6 +28,7 @@ UNBLOCK = "t1: metrics reachable again"
 RULE_COMMENT = "spillover-drill-metrics-outage"
 STEP_S = 0.5
 """How fast the load falls at t0."""
+SCALE_DOWNS_BLIND = "scale-downs while blind"
 
 
 class MetricsFirewall:
@@ -134,7 +135,7 @@ def assess(observed: Observed[None], setup: Setup[MetricsOutageDrill]) -> Outcom
             "dropped port first waits for its timeout",
         ),
         Check(
-            "scale-downs while blind",
+            SCALE_DOWNS_BLIND,
             len(blind_shrinks),
             thresholds.scale_downs_blind,
             "<=",
@@ -196,4 +197,6 @@ DRILL = Drill(
     script,
     assess,
     precondition=lambda setup: MetricsFirewall.require(),
+    must_fail=(SCALE_DOWNS_BLIND,),
+    without="without safe mode",
 )

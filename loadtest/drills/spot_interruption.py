@@ -3,8 +3,11 @@
 Under load that keeps burst busy, one burst replica is told it will be reclaimed in
 `notice_s` (two minutes in the cloud), and when the notice runs out it is SIGKILLed
 as the cloud would. It must be out of rotation at the gateway before it dies, with
-no request in flight on it, and a replacement must be serving before then, with no
-failed request.
+no request in flight on it and none sent to it in its last second, and a replacement
+must be serving before then, with no failed request.
+
+Its control leaves the notice unheeded (`drain_on_notice: false`), as a cluster
+without a node termination handler would: the replica serves until it is killed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from spillover.drivers.haproxy import RuntimeApi
 
 NOTICE = "t0: interruption notice"
 RECLAIM = "notice runs out: replica SIGKILLed"
+LAST_SECOND = "requests it served in the second before the reclaim"
+LAST_SECOND_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class ReclaimFacts:
     in_flight_at_reclaim: int | None
     killed: bool
     """False when it had already stopped by the time the notice ran out."""
+    heeded: bool = True
+    """The stack acted on the notice (drain_on_notice)."""
 
 
 @dataclass
@@ -45,6 +52,8 @@ class Interruption:
     stack: DrillStack
     pool: str
     notice_s: float
+    heed: bool = True
+    """Act on the notice (drain, replace); False: it reaches no one."""
     victim: str | None = None
     status_at_reclaim: str | None = None
     in_flight_at_reclaim: int | None = None
@@ -55,7 +64,8 @@ class Interruption:
         if not running:
             raise DrillError(f"no {self.pool} replica runs to interrupt")
         self.victim = running[0].name
-        self.stack.stack.notify_interruption(self.victim, self.notice_s)
+        if self.heed:
+            self.stack.stack.notify_interruption(self.victim, self.notice_s)
 
     def reclaim(self) -> None:
         rows = [
@@ -70,7 +80,7 @@ class Interruption:
 
     def facts(self) -> ReclaimFacts:
         return ReclaimFacts(
-            self.victim, self.status_at_reclaim, self.in_flight_at_reclaim, self.killed
+            self.victim, self.status_at_reclaim, self.in_flight_at_reclaim, self.killed, self.heed
         )
 
 
@@ -92,7 +102,7 @@ def load_rps(setup: Setup[SpotInterruptionDrill]) -> float:
 def script(stack: DrillStack, setup: Setup[SpotInterruptionDrill]) -> Observed[ReclaimFacts]:
     drill = setup.drill
     trace = constant(load_rps(setup), drill.warmup_s + drill.notice_s + drill.after_s)
-    interruption = Interruption(stack, spot_pool(setup), drill.notice_s)
+    interruption = Interruption(stack, spot_pool(setup), drill.notice_s, drill.drain_on_notice)
     observed = run_with_actions(
         stack,
         trace,
@@ -125,6 +135,9 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         ),
     )
     margin = None if replacement is None else round(reclaimed - replacement, 3)
+    last_second = measure.served_between(
+        observed.gateway, victim, reclaimed - LAST_SECOND_S, reclaimed
+    )
     out_of_rotation = facts.status_at_reclaim not in (None, "UP")
     thresholds = drill.thresholds
     drain_s = measure.seconds_after(drained, noticed)
@@ -151,6 +164,19 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
             f"{facts.in_flight_at_reclaim} request(s) in flight",
         ),
         Check(
+            LAST_SECOND,
+            last_second,
+            0,
+            "<=",
+            "requests",
+            None
+            if last_second == 0
+            else "the gateway's counters were not read around the reclaim"
+            if last_second is None
+            else f"{victim} was still in rotation as it was killed: each request sent to "
+            "it then was cut off, or saved only by the gateway's retries",
+        ),
+        Check(
             "replacement serving before the reclaim",
             margin,
             thresholds.replacement_margin_s,
@@ -171,6 +197,8 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         "replacement_margin_s": margin,
         "gateway_state_at_reclaim": facts.status_at_reclaim,
         "in_flight_at_reclaim": facts.in_flight_at_reclaim,
+        "served_in_last_second_before_reclaim": last_second,
+        "notice_heeded": facts.heeded,
         "killed_at_reclaim": facts.killed,
         "p99_after_notice_ms": run.percentile_ms(99, observed.offset(NOTICE)),
     }
@@ -186,6 +214,11 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         "the notice (as the node termination handler cordons and drains the node) "
         "and the controller's next converge starts a replacement.",
     ]
+    if not facts.heeded:
+        notes.append(
+            "drain_on_notice is off: the notice reached no one, as in a cluster without a "
+            "node termination handler, so the replica served until it was killed."
+        )
     if not facts.killed:
         notes.append(f"{victim} had already stopped when its notice ran out.")
     return Outcome(
@@ -212,4 +245,6 @@ DRILL = Drill(
     script,
     assess,
     precondition=_precondition,
+    must_fail=(LAST_SECOND,),
+    without="without draining",
 )
