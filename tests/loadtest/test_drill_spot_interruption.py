@@ -65,13 +65,18 @@ FAILED = "failed requests"
 DRAINED = "out of rotation after the notice"
 IN_FLIGHT = "requests in flight on it when reclaimed"
 REPLACED = "replacement serving before the reclaim"
-LAST_SECOND = spot_interruption.LAST_SECOND
+SERVED_LATE = spot_interruption.SERVED_LATE
 
 CASES = [
     pytest.param(FAILED, {}, True, id="no-failed-request-passes"),
     pytest.param(FAILED, {"failed": (RECLAIM_S + 1,)}, False, id="one-failed-request-fails"),
     pytest.param(DRAINED, {"drained_after_s": 0.9}, True, id="out-of-rotation-in-0.9s-passes"),
-    pytest.param(DRAINED, {"drained_after_s": 2.0}, False, id="out-of-rotation-in-2s-fails"),
+    pytest.param(
+        DRAINED,
+        {"drained_after_s": 2.0, "served_until_s": NOTICE_S + 0.5},  # its weight fell first
+        False,
+        id="out-of-rotation-in-2s-fails",
+    ),
     pytest.param(
         DRAINED,
         {"drained_after_s": None, "served_until_s": NOTICE_S},  # UP, but given no traffic
@@ -87,13 +92,10 @@ CASES = [
     pytest.param(REPLACED, {"replacement_after_s": 11.0}, False, id="replacement-late-fails"),
     pytest.param(REPLACED, {"replacement_after_s": None}, False, id="no-replacement-fails"),
     pytest.param(
-        LAST_SECOND, {"served_until_s": RECLAIM_S - 1.2}, True, id="idle-in-its-last-second-passes"
+        SERVED_LATE, {"served_until_s": NOTICE_S + 0.9}, True, id="idle-after-the-drain-passes"
     ),
     pytest.param(
-        LAST_SECOND,
-        {"served_until_s": RECLAIM_S - 0.5},
-        False,
-        id="served-in-its-last-second-fails",
+        SERVED_LATE, {"served_until_s": NOTICE_S + 1.5}, False, id="served-after-the-drain-fails"
     ),
 ]
 
@@ -114,14 +116,16 @@ def test_the_margin_is_how_long_the_replacement_served_before_the_reclaim() -> N
 
 def test_the_control_leaves_the_notice_unheeded_and_is_seen_serving_to_the_end() -> None:
     """drain_on_notice off: the victim stays UP and serves until it is killed, so the
-    check the control must fail fails, with the count of what it served."""
+    check the control must fail fails, with the count of what it served (50 rps from
+    drain_s after the notice to the reclaim)."""
     control = samples.control_setup("spot-interruption")
     assert control.drill.drain_on_notice is False and SETUP.drill.drain_on_notice is True
     outcome = assess(drained_after_s=None, status_at_reclaim="UP", in_flight_at_reclaim=1)
-    check = outcome.check(LAST_SECOND)
-    assert not check.passed and check.value == pytest.approx(50, abs=6)
-    assert "still in rotation as it was killed" in (check.limit or "")
-    assert spot_interruption.DRILL.must_fail == (LAST_SECOND,)
+    check = outcome.check(SERVED_LATE)
+    late_s = DRILL.notice_s - DRILL.thresholds.drain_s
+    assert not check.passed and check.value == pytest.approx(50 * late_s, abs=6)
+    assert "stayed in rotation towards its reclaim" in (check.limit or "")
+    assert spot_interruption.DRILL.must_fail == (SERVED_LATE,)
 
 
 def test_a_setup_without_a_warm_spot_replica_is_refused_before_any_stack_starts() -> None:
