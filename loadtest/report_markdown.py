@@ -103,8 +103,8 @@ def _control_summary(report: Report) -> list[str]:
     must_fail = ", ".join(report.control_must_fail)
     misses = report.control_misses
     text = (
-        f"**Control** ({control.title}): the same drill with the mechanism it tests "
-        f"turned off must fail {must_fail}. "
+        f"**Control: {control.verdict_text}**. {control.title}: the same drill with the "
+        f"mechanism it tests turned off must fail {must_fail}. "
     )
     if misses:
         text += "It did not: " + "; ".join(misses) + ". The drill could not have failed."

@@ -4,6 +4,7 @@ the control fails the checks it must; a control that passes them is INCONCLUSIVE
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 
 from loadtest.drills import DRILLS, burst, failover, metrics_outage
-from loadtest.drills.cli import summary
+from loadtest.drills import cli as drill_cli
+from loadtest.drills.cli import register, summary
 from loadtest.drills.drill import NO_CONTROL
 from loadtest.drills.harness import local_layout
 from loadtest.drills.outcome import drill_report
@@ -297,3 +299,50 @@ def test_a_run_without_its_control_says_so(tmp_path: Path) -> None:
     text = (write_report(report, tmp_path) / REPORT_MD).read_text()
     assert "**No control run**: --no-control skipped it." in text
     assert "no control run: --no-control skipped it" in summary(report)
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+class RecordingDrill:
+    """Stands in for a drill in `spillover drill`: returns a set report, records how it
+    was asked to run."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.asked: list[bool] = []
+
+    def run(self, settings: Any, where: Any, control: bool = True) -> Report:
+        self.asked.append(control)
+        return self.report
+
+
+def command(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("flags", "control", "exit_code"),
+    [([], True, 4), (["--no-control"], False, 0)],
+    ids=["with-control-inconclusive", "no-control"],
+)
+def test_the_command_runs_the_control_unless_told_not_to_and_exits_with_the_verdict(
+    flags, control, exit_code, monkeypatch, tmp_path, capsys
+):
+    passing = run_report([Check("within SLO", 100, 99, ">=", "%")])
+    report = (
+        _must_fail_within_slo(with_control([Check("within SLO", 99.5, 99, ">=", "%")]))
+        if control
+        else passing
+    )
+    if not control:
+        report.control_skipped = NO_CONTROL
+    fake = RecordingDrill(report)
+    monkeypatch.setattr(drill_cli, "DRILLS", {"burst": fake})
+    args = command(["drill", "burst", "--reports-dir", str(tmp_path), *flags])
+    assert args.func(args) == exit_code
+    assert fake.asked == [control]
+    out = capsys.readouterr().out
+    assert ("INCONCLUSIVE" if control else "no control run: --no-control skipped it") in out
