@@ -28,6 +28,9 @@ from spillover.drivers.haproxy import RuntimeApi
 
 NOTICE = "t0: interruption notice"
 RECLAIM = "notice runs out: replica SIGKILLed"
+STOPPED = "STOPPED"
+"""The victim's state at the reclaim when its process had already exited: its slot may
+hold a new replica by then, whose gateway row says nothing of the victim."""
 SERVED_LATE = "requests it served after it should have left rotation"
 
 
@@ -37,7 +40,8 @@ class ReclaimFacts:
 
     victim: str | None
     status_at_reclaim: str | None
-    """Its state at the gateway ("DRAIN", "MAINT", "UP"...); None before the reclaim."""
+    """Its state at the gateway ("DRAIN", "MAINT", "UP"...), STOPPED when it had exited
+    before the reclaim; None before the reclaim."""
     in_flight_at_reclaim: int | None
     killed: bool
     """False when it had already stopped by the time the notice ran out."""
@@ -58,16 +62,28 @@ class Interruption:
     status_at_reclaim: str | None = None
     in_flight_at_reclaim: int | None = None
     killed: bool = False
+    _identity: tuple[int, int] | None = None
+    """(pid, start time) of the victim: its slot and name pass to a new replica once it
+    has stopped, and the cloud reclaims the instance, not the name."""
 
     def notify(self) -> None:
         running = self.stack.replicas(self.pool)
         if not running:
             raise DrillError(f"no {self.pool} replica runs to interrupt")
         self.victim = running[0].name
+        self._identity = (running[0].pid, running[0].started)
         if self.heed:
             self.stack.stack.notify_interruption(self.victim, self.notice_s)
 
     def reclaim(self) -> None:
+        victims = [
+            record
+            for record in self.stack.replicas(self.pool)
+            if (record.pid, record.started) == self._identity
+        ]
+        if not victims:  # stopped once idle, as a drained replica should
+            self.status_at_reclaim, self.in_flight_at_reclaim = STOPPED, 0
+            return
         rows = [
             row
             for row in RuntimeApi(self.stack.stack.run_dir.gateway_socket).server_stats()
@@ -75,7 +91,6 @@ class Interruption:
         ]
         self.status_at_reclaim = ",".join(sorted({row.status for row in rows}))
         self.in_flight_at_reclaim = sum(row.current_sessions for row in rows)
-        victims = [r for r in self.stack.replicas(self.pool) if r.name == self.victim]
         self.killed = bool(self.stack.kill(victims))
 
     def facts(self) -> ReclaimFacts:
@@ -135,9 +150,17 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         ),
     )
     margin = None if replacement is None else round(reclaimed - replacement, 3)
-    # From drain_s after the notice (by when it must be out of rotation) to the reclaim.
-    served_late = measure.served_between(
-        observed.gateway, victim, noticed + drill.thresholds.drain_s, reclaimed
+    # From drain_s after the notice (by when it must be out of rotation) to the reclaim,
+    # or to when it stopped (its slot in maintenance): a new replica may take it after.
+    late_since = noticed + drill.thresholds.drain_s
+    stopped = measure.first_at(
+        observed.gateway, noticed, lambda s: s.status_by_server.get(victim) == "MAINT"
+    )
+    late_until = reclaimed if stopped is None else min(stopped, reclaimed)
+    served_late = (
+        0
+        if late_until <= late_since
+        else measure.served_between(observed.gateway, victim, late_since, late_until)
     )
     out_of_rotation = facts.status_at_reclaim not in (None, "UP")
     thresholds = drill.thresholds

@@ -29,26 +29,31 @@ def assess(
     status_at_reclaim: str = "DRAIN",
     in_flight_at_reclaim: int = 0,
     served_until_s: float | None = None,
+    slot_reused_after_s: float | None = None,
 ) -> Outcome:
     """One recording: burst-0 gets the notice, leaves rotation drained_after_s later and
     burst-1 serves replacement_after_s after the notice (None: never). burst-0 serves
-    50 rps until it leaves rotation, or until served_until_s."""
+    50 rps until it leaves rotation, or until served_until_s. With slot_reused_after_s
+    it stopped once idle (its slot in maintenance) and a new replica took its slot and
+    name that long after the notice, serving 50 rps."""
     run = samples.load_run(constant(spot_interruption.load_rps(SETUP), END_S), failed=failed)
+
+    reused_s = None if slot_reused_after_s is None else NOTICE_S + slot_reused_after_s
 
     def statuses(t: float) -> dict[str, str]:
         drained = drained_after_s is not None and t >= NOTICE_S + drained_after_s
         replaced = replacement_after_s is not None and t >= NOTICE_S + replacement_after_s
-        return {
-            "private-0": "UP",
-            "burst-0": "DOWN" if t >= RECLAIM_S else "DRAIN" if drained else "UP",
-            "burst-1": "UP" if replaced else "MAINT",
-        }
+        victim = "DOWN" if t >= RECLAIM_S else "DRAIN" if drained else "UP"
+        if reused_s is not None and drained:
+            victim = "UP" if t >= reused_s else "MAINT"
+        return {"private-0": "UP", "burst-0": victim, "burst-1": "UP" if replaced else "MAINT"}
 
     left_s = NOTICE_S + (drained_after_s if drained_after_s is not None else DRILL.notice_s)
     serving_until_s = served_until_s if served_until_s is not None else left_s
 
     def served(t: float) -> dict[str, float]:
-        return {"burst-0": 50.0 if t < serving_until_s else 0.0, "burst-1": 50.0}
+        serving = t < serving_until_s or (reused_s is not None and t >= reused_s)
+        return {"burst-0": 50.0 if serving else 0.0, "burst-1": 50.0}
 
     observed = samples.observed(
         run,
@@ -96,6 +101,12 @@ CASES = [
     ),
     pytest.param(
         SERVED_LATE, {"served_until_s": NOTICE_S + 1.5}, False, id="served-after-the-drain-fails"
+    ),
+    pytest.param(
+        SERVED_LATE,
+        {"slot_reused_after_s": 3.0, "status_at_reclaim": spot_interruption.STOPPED},
+        True,
+        id="a-new-replica-in-its-slot-is-not-it-passes",
     ),
 ]
 
