@@ -1,15 +1,18 @@
 """A load run or drill written down: checks with a verdict, figures, notes and a timeline,
 and its two text forms: ``report.json`` (all of it, for tools and for comparing runs)
-and ``report.md`` (for the operator: verdict first, then why). ``loadtest.report_files``
-writes them, with ``timeline.png``, into a directory per run.
+and ``report.md`` (for the operator: verdict first, then why; ``loadtest.report_markdown``).
+``loadtest.report_files`` writes them, with ``timeline.png``, into a directory per run.
+
+A drill's report may carry its control run: the same drill with the mechanism it tests
+turned off, which must fail the checks that mechanism guards. A drill whose control
+passes them proves nothing, and its verdict is inconclusive.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,20 +22,26 @@ import numpy as np
 from loadtest.results import BOUND_NAMES, Coverage
 from loadtest.timeline import TimelineRow
 
-Verdict = Literal["pass", "partial", "fail"]
-EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "partial": 3}
+Verdict = Literal["pass", "partial", "fail", "inconclusive"]
+EXIT_CODES: dict[Verdict, int] = {"pass": 0, "fail": 1, "partial": 3, "inconclusive": 4}
 """`spillover load` and `spillover drill` exit with these: 0 every check passed over the
 whole trace; 1 a check failed (or the command could not run); 3 every check passed but
-a bound (request cap, time limit, Ctrl-C) ended the run before its trace did."""
+a bound (request cap, time limit, Ctrl-C) ended the run before its trace did; 4 (drills)
+every check passed but so did the control run, so the drill could not have failed."""
 EXIT_CODES_HELP = (
     "exit status: 0 every check passed over the whole trace; 1 a check failed (or the "
     "run could not start); 3 every check passed, but a bound (request cap, time limit, "
     "Ctrl-C) ended the run before its trace did, so the verdict covers only part of it"
 )
+CONTROL_EXIT_HELP = (
+    "; 4 every check passed but the control run (the mechanism turned off) did not fail "
+    "the checks it must: INCONCLUSIVE, the drill could not have failed"
+)
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 TIMELINE_PNG = "timeline.png"
+CONTROL_TIMELINE_PNG = "control-timeline.png"
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,13 @@ class Report:
     """The drill or load settings used; JSON-able."""
     coverage: Coverage | None = None
     """How much of its trace the run offered; None: not recorded (taken as whole)."""
+    control: Report | None = None
+    """A drill's control run: the same drill with the mechanism it tests turned off."""
+    control_must_fail: list[str] = field(default_factory=list)
+    """The checks the control must fail, each with a measured value, for the drill to
+    prove anything; empty for a run without a control."""
+    control_skipped: str | None = None
+    """Why a drill ran no control (--no-control, Ctrl-C); None when it ran one."""
 
     @property
     def partial(self) -> bool:
@@ -93,14 +109,41 @@ class Report:
 
     @property
     def verdict(self) -> Verdict:
-        """ "fail" when any check failed; "partial" when all passed on part of the trace."""
+        """ "fail" when any check failed; "partial" when all passed on part of the trace;
+        "inconclusive" when all passed but the control did not fail as it must."""
         if not all(check.passed for check in self.checks):
             return "fail"
-        return "partial" if self.partial else "pass"
+        if self.partial:
+            return "partial"
+        return "inconclusive" if self.control_misses else "pass"
+
+    @property
+    def control_misses(self) -> list[str]:
+        """What the control run failed to show, one sentence per check it must fail;
+        empty when it failed every one with a measured value (or there is no control)."""
+        if self.control is None:
+            return []
+        judged = {check.name: check for check in self.control.checks}
+        misses = []
+        for name in self.control_must_fail:
+            check = judged.get(name)
+            if check is None:
+                misses.append(f"{name}: not judged in the control (cut short?)")
+            elif check.value is None or math.isnan(check.value):
+                misses.append(f"{name}: not measured in the control")
+            elif check.passed:
+                misses.append(
+                    f"{name}: the control passed it too ({_plain(check.value)} {check.unit}, "
+                    f"goal {check.op} {_plain(check.threshold)})"
+                )
+        return misses
 
     @property
     def verdict_text(self) -> str:
-        """ "PASS", "FAIL", or with the share offered: "PASS (partial: 43% of the trace)"."""
+        """ "PASS", "FAIL", "INCONCLUSIVE", or with the share offered:
+        "PASS (partial: 43% of the trace)"."""
+        if self.verdict == "inconclusive":
+            return "INCONCLUSIVE"
         word = "FAIL" if self.verdict == "fail" else "PASS"
         if self.coverage is not None and self.partial:
             return f"{word} ({self.coverage.partial_note})"
@@ -112,10 +155,18 @@ class Report:
         return EXIT_CODES[self.verdict]
 
 
+WORST_FIRST: tuple[Verdict, ...] = ("fail", "inconclusive", "partial", "pass")
+
+
 def worst(verdicts: Iterable[Verdict]) -> Verdict:
-    """The verdict of several runs together: any fail fails, then any partial."""
+    """The verdict of several runs together: any fail fails, then any inconclusive,
+    then any partial."""
     found = set(verdicts)
-    return "fail" if "fail" in found else "partial" if "partial" in found else "pass"
+    return next((verdict for verdict in WORST_FIRST if verdict in found), "pass")
+
+
+def _plain(value: float) -> str:
+    return f"{value:g}"
 
 
 def coverage_events(coverage: Coverage) -> list[Event]:
@@ -130,7 +181,7 @@ def coverage_events(coverage: Coverage) -> list[Event]:
 
 def report_to_json(report: Report) -> dict[str, Any]:
     """Everything in the report as strict JSON values (NaN and infinities become null)."""
-    return _finite(
+    return finite(
         {
             "kind": report.kind,
             "title": report.title,
@@ -138,7 +189,7 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "verdict_text": report.verdict_text,
             "coverage": None if report.coverage is None else _coverage_json(report.coverage),
             "started_at": report.started_at,
-            "started_at_utc": _utc(report.started_at),
+            "started_at_utc": utc_text(report.started_at),
             "slo_p99_ms": report.slo_p99_ms,
             "checks": [{**asdict(check), "passed": check.passed} for check in report.checks],
             "figures": report.figures,
@@ -146,6 +197,10 @@ def report_to_json(report: Report) -> dict[str, Any]:
             "settings": report.settings,
             "events": [asdict(event) for event in report.events],
             "timeline": [asdict(row) for row in report.timeline],
+            "control": None if report.control is None else report_to_json(report.control),
+            "control_must_fail": report.control_must_fail,
+            "control_misses": report.control_misses,
+            "control_skipped": report.control_skipped,
         }
     )
 
@@ -174,6 +229,9 @@ def report_from_json(data: dict[str, Any]) -> Report:
         notes=list(data.get("notes", [])),
         settings=dict(data.get("settings", {})),
         coverage=_coverage_from_json(data.get("coverage")),
+        control=None if data.get("control") is None else report_from_json(data["control"]),
+        control_must_fail=list(data.get("control_must_fail", [])),
+        control_skipped=data.get("control_skipped"),
     )
 
 
@@ -194,121 +252,22 @@ def _coverage_from_json(data: dict[str, Any] | None) -> Coverage | None:
     return Coverage(**{name: data[name] for name in fields})
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(key): _finite(item) for key, item in value.items()}
+        return {str(key): finite(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
+        return [finite(item) for item in value]
     if isinstance(value, np.generic):
-        return _finite(value.item())
+        return finite(value.item())
     if isinstance(value, Path):
         return str(value)
     return value
 
 
-def _utc(epoch: float) -> str:
+def utc_text(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-
-
-# --- report.md -----------------------------------------------------------------------
-
-
-def render_markdown(report: Report) -> str:
-    verdict = report.verdict_text
-    passed = sum(check.passed for check in report.checks)
-    heading = f"# {report.title} — {verdict}"
-    if report.coverage is not None and report.partial:
-        # The first line a reader (or `head -1`) sees says the run was cut, and how far.
-        heading += f": {report.coverage.describe()}"
-    lines = [
-        heading,
-        "",
-        f"**{verdict}**: {passed} of {len(report.checks)} checks passed"
-        + (" on the part of the trace that was offered" if report.partial else "")
-        + f". Started {_utc(report.started_at)}; p99 SLO {_number(report.slo_p99_ms)} ms.",
-        "",
-    ]
-    if report.checks:
-        lines += [_summary(report.checks), ""]
-        lines += ["## Checks", ""]
-        lines += _table(
-            ["Check", "Value", "Threshold", "Result", "What limits it"],
-            [
-                [
-                    check.name,
-                    _with_unit(check.value, check.unit),
-                    f"{check.op} {_with_unit(check.threshold, check.unit)}",
-                    "PASS" if check.passed else "**FAIL**",
-                    "" if check.passed else (check.limit or ""),
-                ]
-                for check in report.checks
-            ],
-        )
-        lines.append("")
-    if report.figures:
-        lines += ["## Figures", ""]
-        lines += _table(
-            ["Figure", "Value"], [[name, _number(value)] for name, value in report.figures.items()]
-        )
-        lines.append("")
-    if report.notes:
-        lines += ["## Notes", ""] + [f"- {note}" for note in report.notes] + [""]
-    if report.events:
-        lines += ["## Events", ""]
-        lines += _table(
-            ["t (s)", "Event"], [[_number(event.t), event.label] for event in report.events]
-        )
-        lines.append("")
-    lines += ["## Timeline", "", f"![timeline]({TIMELINE_PNG})", ""]
-    if report.timeline:
-        lines += _timeline_table(report.timeline) + [""]
-    else:
-        lines += ["No per-second data was recorded.", ""]
-    if report.settings:
-        lines += ["## Settings", "", "```json", json.dumps(_finite(report.settings), indent=2)]
-        lines += ["```", ""]
-    return "\n".join(lines)
-
-
-def _summary(checks: Sequence[Check]) -> str:
-    """A sentence per check, failed ones first: the verdict's reasons without the table."""
-    sentences = []
-    for check in sorted(checks, key=lambda check: check.passed):
-        sentence = (
-            f"{check.name}: {_with_unit(check.value, check.unit)} "
-            f"({check.op} {_with_unit(check.threshold, check.unit)}) "
-            f"{'PASS' if check.passed else 'FAIL'}"
-        )
-        if not check.passed and check.limit:
-            sentence += f" — {check.limit.rstrip('.')}"
-        sentences.append(sentence + ".")
-    return " ".join(sentences)
-
-
-def _timeline_table(rows: Sequence[TimelineRow]) -> list[str]:
-    pools = pools_of(rows)
-    headers = ["t", "planned rps", "sent", "ok", "failed", "p50 ms", "p99 ms"]
-    headers += [f"{pool} share" for pool in pools]
-    headers += [f"{pool} ready" for pool in pools]
-    headers.append("mode")
-    body = []
-    for row in rows:
-        cells = [
-            str(row.t),
-            _number(row.planned_rps),
-            str(row.sent),
-            str(row.ok),
-            str(row.failed),
-            _number(row.p50_ms),
-            _number(row.p99_ms),
-        ]
-        cells += [f"{row.share[pool] * 100:.0f}%" if pool in row.share else "—" for pool in pools]
-        cells += [str(row.replicas[pool]) if pool in row.replicas else "—" for pool in pools]
-        cells.append(row.mode or "—")
-        body.append(cells)
-    return _table(headers, body)
 
 
 def pools_of(rows: Iterable[TimelineRow]) -> list[str]:
@@ -320,42 +279,3 @@ def pools_of(rows: Iterable[TimelineRow]) -> list[str]:
     for row in rows:
         ordered.update(dict.fromkeys(row.share))
     return list(ordered)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
-
-    return [line(headers), "|" + "|".join("---" for _ in headers) + "|", *map(line, rows)]
-
-
-def _cell(text: str) -> str:
-    # A pipe would end the cell early and a newline the row.
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _with_unit(value: float | None, unit: str) -> str:
-    text = _number(value)
-    return text if value is None or not unit else f"{text} {unit}"
-
-
-def _number(value: object) -> str:
-    """Digits a reader can use: 3 significant ones, no exponent for everyday sizes."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        return str(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    number = float(value)
-    if not math.isfinite(number):
-        return "—"
-    if number == 0 or abs(number) >= 100:
-        return f"{number:.0f}"
-    if abs(number) < 0.001:
-        return f"{number:.2g}"
-    decimals = 2 - math.floor(math.log10(abs(number)))
-    return f"{number:.{decimals}f}".rstrip("0").rstrip(".")
-
-
-# --- timeline.png --------------------------------------------------------------------

@@ -12,18 +12,20 @@ import time
 from pathlib import Path
 
 from loadtest.report import (
+    CONTROL_TIMELINE_PNG,
     REPORT_JSON,
     REPORT_MD,
     TIMELINE_PNG,
     Report,
-    render_markdown,
     report_from_json,
     report_to_json,
 )
+from loadtest.report_markdown import render_markdown
 
 
 def write_report(report: Report, reports_dir: Path) -> Path:
-    """Write report.json, report.md and timeline.png into a new directory; return it.
+    """Write report.json, report.md and timeline.png (and a control run's
+    control-timeline.png) into a new directory; return it.
 
     The directory is ``<kind>-<UTC start YYYYmmddTHHMMSSZ>`` under reports_dir, with
     ``-2``, ``-3``... when runs start within the same second: never overwrite a report.
@@ -36,6 +38,8 @@ def write_report(report: Report, reports_dir: Path) -> Path:
     from loadtest.plot import render_timeline_png  # matplotlib only when drawing
 
     render_timeline_png(report, directory / TIMELINE_PNG)
+    if report.control is not None:
+        render_timeline_png(report.control, directory / CONTROL_TIMELINE_PNG)
     return directory
 
 

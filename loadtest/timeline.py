@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +57,8 @@ class GatewaySample:
     """Status of each server's row in the HTTP backend, e.g. ``{"private-0": "UP"}``."""
     responses_by_pool: dict[str, int]
     """Cumulative responses per pool over every backend; they restart at 0 with HAProxy."""
+    responses_by_server: dict[str, int] = field(default_factory=dict)
+    """Cumulative responses per server over every backend (HTTP and gRPC)."""
 
 
 @dataclass(frozen=True)
@@ -162,12 +164,16 @@ def gateway_sample(stats: GatewayStats, at: float) -> GatewaySample:
     """One sample from one ``show stat`` answer read at ``at``."""
     # The controller's own per-pool totals, so a report's shares match what it saw.
     responses = {pool: total for pool, (total, _) in stats.pool_totals().items()}
+    by_server: dict[str, int] = {}
+    for row in stats.servers:
+        by_server[row.server] = by_server.get(row.server, 0) + row.responses_total
     return GatewaySample(
         at=at,
         status_by_server={
             row.server: row.status for row in stats.servers if row.backend == HTTP_BACKEND
         },
         responses_by_pool=responses,
+        responses_by_server=by_server,
     )
 
 

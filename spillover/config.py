@@ -288,6 +288,12 @@ class Policy(_Settings):
         ge=0,
         description="Extra lead before a known event, beyond the longest burst cold start.",
     )
+    safe_mode: bool = Field(
+        default=True,
+        description="Hold replicas and weights while metrics are stale. false acts on "
+        "whatever is still fresh (demand from the gateway) and may shrink a pool it cannot "
+        "see: it exists for the metrics-outage drill's control run, not for production.",
+    )
 
 
 class Budget(_Settings):

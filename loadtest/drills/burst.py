@@ -106,7 +106,7 @@ def assess(observed: Observed[None], setup: Setup[BurstDrill]) -> Outcome:
     thresholds = drill.thresholds
     checks = [
         Check(
-            "spike requests within the SLO",
+            WITHIN_SLO,
             None if within is None else round(within * 100, 2),
             thresholds.within_slo_share * 100,
             ">=",
@@ -202,4 +202,13 @@ def _first_below(trace: Trace, rps: float, since_s: float) -> float | None:
     return None
 
 
-DRILL = Drill("burst", lambda settings: settings.burst, script, assess)
+WITHIN_SLO = "spike requests within the SLO"
+
+DRILL = Drill(
+    "burst",
+    lambda settings: settings.burst,
+    script,
+    assess,
+    must_fail=(WITHIN_SLO,),
+    without="without burst",
+)

@@ -99,6 +99,8 @@ class _Moments:
     private_back: float | None
     failback: float | None
     standby: float | None
+    burst_up: float | None
+    """A burst replica UP at the gateway, at or after t0."""
     recovery_s: float
 
 
@@ -130,6 +132,9 @@ def _moments(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> _M
                 for name, floor in floors.items()
             ),
         ),
+        burst_up=measure.first_at(
+            observed.gateway, t0, lambda s: any(measure.up_count(s, p) for p in burst)
+        ),
         recovery_s=measure.recovery_s(
             observed.run, observed.offset(T0), observed.offset(RESTORE), setup.slo_ms
         ),
@@ -144,6 +149,10 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
         observed.charges, observed.ledger_window_s, m.t0, m.restored
     )
     back_since = m.private_back or m.restored
+    failed_after_t0 = measure.failed_between(run, observed.offset(T0))
+    cold_start = max(setup.pool(name).cold_start_seconds for name in burst)
+    # What a burst pool at 0 costs: nothing serves until a replica has cold-started.
+    cold_start_x_rate = cold_start * load_rps(setup)
     figures = {
         "load_rps": round(load_rps(setup), 1),
         "load_share_of_private_capacity": setup.drill.load_share,
@@ -151,7 +160,12 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
         "gateway_marked_private_down_s": measure.seconds_after(m.gateway_down, m.t0),
         "controller_failover_s": measure.seconds_after(m.controller_failover, m.t0),
         "p99_recovery_s": m.recovery_s,
-        "failed_after_t0": measure.failed_between(run, observed.offset(T0)),
+        "failed_after_t0": failed_after_t0,
+        "burst_up_at_t0": _burst_up_at(observed, burst, m.t0),
+        "burst_serving_after_t0_s": measure.seconds_after(m.burst_up, m.t0),
+        "burst_cold_start_s": cold_start,
+        "cold_start_x_rate_requests": round(cold_start_x_rate),
+        "failed_vs_cold_start_x_rate": round(failed_after_t0 / cold_start_x_rate, 2),
         "p99_during_outage_ms": run.percentile_ms(
             99, observed.offset(T0), observed.offset(RESTORE)
         ),
@@ -190,6 +204,13 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
         events,
         notes,
     )
+
+
+def _burst_up_at(observed: Observed[OutageFacts], burst: list[str], at: float) -> int | None:
+    """Burst servers UP at the gateway at t0: the reserve the outage met (a control's
+    0-replica floor means nothing if the warm-up's burst had not yet scaled down)."""
+    earlier = [sample for sample in observed.gateway if sample.at <= at]
+    return sum(measure.up_count(earlier[-1], pool) for pool in burst) if earlier else None
 
 
 def _checks(m: _Moments, run: LoadRun, setup: Setup[FailoverDrill]) -> list[Check]:
@@ -234,4 +255,11 @@ def _checks(m: _Moments, run: LoadRun, setup: Setup[FailoverDrill]) -> list[Chec
     ]
 
 
-DRILL = Drill("failover", lambda settings: settings.failover, script, assess)
+DRILL = Drill(
+    "failover",
+    lambda settings: settings.failover,
+    script,
+    assess,
+    must_fail=(measure.FAILED_REQUESTS,),
+    without="without the warm reserve",
+)

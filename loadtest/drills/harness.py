@@ -70,12 +70,7 @@ class DrillStack:
         for stale in self.database.parent.glob(f"{self.database.name}*"):
             stale.unlink()  # each drill's ledger and decision log start empty
         self.config_path.write_text(dump_config(self.config))
-        pools = tuple(
-            LocalPool(pool.name, pool.min_replicas, pool.max_replicas)
-            for pool in self.config.pools
-            if pool.driver == "local"
-        )
-        self.stack.up(LocalLayout(pools, port_base=self.where.port_base), model)
+        self.stack.up(local_layout(self.config, self.where.port_base), model)
         try:
             self.stack.start_controller(self.config_path)
             self._wait_settled()
@@ -128,6 +123,18 @@ class DrillStack:
             and state.controller_pid
             and is_running(state.controller_pid, state.controller_started or 0)
         )
+
+
+def local_layout(config: SpilloverConfig, port_base: int) -> LocalLayout:
+    """The drill stack's local pools, each replica held to its pool's capacity_rps as
+    `local up` holds it: a drill's overload must really overload private, or private
+    alone carries any spike and no control can fail."""
+    pools = tuple(
+        LocalPool(pool.name, pool.min_replicas, pool.max_replicas, pool.capacity_rps)
+        for pool in config.pools
+        if pool.driver == "local"
+    )
+    return LocalLayout(pools, port_base=port_base)
 
 
 def _at_floor(sample: ControllerSample, config: SpilloverConfig) -> bool:

@@ -153,6 +153,19 @@ def resizes(records: Sequence[DecisionRecord], sizes: dict[str, int]) -> list[Re
     return changes
 
 
+def served_between(
+    samples: Sequence[GatewaySample], server: str, since: float, until: float
+) -> int | None:
+    """Responses the server gave in [since, until] by the gateway's counters: the last
+    samples at or before each end; None without both (or across a gateway restart)."""
+    before = [s for s in samples if s.at <= since]
+    after = [s for s in samples if s.at <= until]
+    if not before or not after or server not in after[-1].responses_by_server:
+        return None
+    served = after[-1].responses_by_server[server] - before[-1].responses_by_server.get(server, 0)
+    return None if served < 0 else served
+
+
 def desired_sizes(sample: ControllerSample | None) -> dict[str, int]:
     if sample is None:
         return {}
@@ -197,12 +210,15 @@ def timing_check(
     return Check(name, seconds, threshold, "<=", unit, limit)
 
 
+FAILED_REQUESTS = "failed requests"
+
+
 def failed_requests_check(run: LoadRun, threshold: int) -> Check:
     limit = None
     if run.failed:
         kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(run.errors.items()))
         limit = f"failed requests: {kinds}"
-    return Check("failed requests", run.failed, threshold, "<=", "requests", limit)
+    return Check(FAILED_REQUESTS, run.failed, threshold, "<=", "requests", limit)
 
 
 PHANTOM_DEMAND_FACTOR = 1.5

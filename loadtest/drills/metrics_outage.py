@@ -28,6 +28,8 @@ UNBLOCK = "t1: metrics reachable again"
 RULE_COMMENT = "spillover-drill-metrics-outage"
 STEP_S = 0.5
 """How fast the load falls at t0."""
+SCALE_DOWNS_BLIND = "scale-downs while blind"
+RESUME_GRACE_TICKS = 2
 
 
 class MetricsFirewall:
@@ -112,11 +114,18 @@ def assess(observed: Observed[None], setup: Setup[MetricsOutageDrill]) -> Outcom
     t0, t1 = observed.done[BLOCK], observed.done[UNBLOCK]
     records = observed.decisions
     safe = measure.first_mode(records, "safe", t0)
-    resumed = measure.first_mode_other_than(records, "safe", t1)
+    # A tick stamped just before t1 may read its metrics after it: a scrape that began
+    # while blind is answered once the ports reopen. Leaving safe mode within that grace
+    # of t1 is the return, and what that tick decides is not blind; earlier is not.
+    grace = RESUME_GRACE_TICKS * setup.config.policy.tick_seconds
+    resumed = measure.first_mode_other_than(records, "safe", t1 - grace) if safe else None
+    if safe is None or resumed is None or resumed < safe:
+        resumed = measure.first_mode_other_than(records, "safe", t1)
+    seen_again = min(t1, resumed) if resumed is not None else t1
     at_t0 = measure.desired_sizes(measure.last_before(observed.controller, t0))
     changes = measure.resizes([r for r in records if r.at >= t0], at_t0)
-    blind_shrinks = [c for c in changes if c.at < t1 and c.after < (c.before or 0)]
-    later_shrinks = [c for c in changes if c.at >= t1 and c.after < (c.before or 0)]
+    blind_shrinks = [c for c in changes if c.at < seen_again and c.after < (c.before or 0)]
+    later_shrinks = [c for c in changes if c.at >= seen_again and c.after < (c.before or 0)]
     burst_at_t0 = {p: at_t0.get(p, 0) for p in setup.pools_of("burst")}
     thresholds = drill.thresholds
     stale_after = setup.config.policy.stale_after_seconds
@@ -134,7 +143,7 @@ def assess(observed: Observed[None], setup: Setup[MetricsOutageDrill]) -> Outcom
             "dropped port first waits for its timeout",
         ),
         Check(
-            "scale-downs while blind",
+            SCALE_DOWNS_BLIND,
             len(blind_shrinks),
             thresholds.scale_downs_blind,
             "<=",
@@ -196,4 +205,6 @@ DRILL = Drill(
     script,
     assess,
     precondition=lambda setup: MetricsFirewall.require(),
+    must_fail=(SCALE_DOWNS_BLIND,),
+    without="without safe mode",
 )

@@ -1,7 +1,9 @@
 """The drill config (loadtest/drills.yaml): what each drill runs and its thresholds.
 
 One pydantic model per drill, strict like spillover.yaml: an unknown key or a bad
-value is named with its reason and nothing runs.
+value is named with its reason and nothing runs. Each drill's `control` says how its
+control run turns off the mechanism the drill tests: overrides merged over the
+treatment's, and for some drills a switch of the drill's own.
 """
 
 from __future__ import annotations
@@ -43,11 +45,25 @@ class StackSettings(_Settings):
     seed: int = 0
 
 
+class ControlSection(_Settings):
+    """A drill's control run: the same drill, on the same shape, with the mechanism it
+    tests turned off. It must fail the checks that mechanism guards."""
+
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Merged into the controller config after the treatment's own overrides."""
+
+    def drill_changes(self) -> dict[str, Any]:
+        """The drill's own switches this control sets (all but the overrides)."""
+        return self.model_dump(exclude={"overrides"})
+
+
 class DrillSection(_Settings):
-    """What every drill's section has: overrides of the controller config."""
+    """What every drill's section has: overrides of the controller config, and its
+    control run (None: the drill has none configured)."""
 
     overrides: dict[str, Any] = Field(default_factory=dict)
     """Merged into the controller config; pools are addressed by name."""
+    control: ControlSection | None = None
 
 
 class FailoverThresholds(_Settings):
@@ -89,7 +105,16 @@ class SpotInterruptionThresholds(_Settings):
     replacement_margin_s: float = 0.0
 
 
+class SpotInterruptionControl(ControlSection):
+    drain_on_notice: bool = False
+
+
 class SpotInterruptionDrill(DrillSection):
+    drain_on_notice: bool = True
+    """The stack acts on the notice: the replica leaves rotation at once and a
+    replacement starts (the local stack's part; in a cluster, a node termination
+    handler's). False: nobody heeds it, and the replica serves until it is reclaimed."""
+    control: SpotInterruptionControl | None = None
     load_share: Share = 0.8
     warmup_s: PositiveFloat = 12.0
     notice_s: PositiveFloat = 12.0
@@ -139,11 +164,24 @@ def load_drill_settings(path: Path = DEFAULT_DRILLS) -> DrillSettings:
     return settings
 
 
-def stack_config(settings: DrillSettings, drill: DrillSection, source: str) -> SpilloverConfig:
-    """The controller config a drill's stack runs: the base config with its overrides."""
+def stack_config(
+    settings: DrillSettings, drill: DrillSection, source: str, control: bool = False
+) -> SpilloverConfig:
+    """The controller config a drill's stack runs: the base config with its overrides,
+    and for its control run the control's overrides over those."""
     base_path = settings.stack.config or LOCAL_DEFAULT
     base = merge(read_yaml(base_path), DRILL_STACK, "drill stack")
-    return parse_config(merge(base, drill.overrides, source), source=f"{base_path} + {source}")
+    document = merge(base, drill.overrides, source)
+    if control:
+        kind = source.removesuffix(".overrides")
+        if drill.control is None:
+            raise ConfigError(
+                f"{kind} has no control section: add one (see {DEFAULT_DRILLS}) "
+                "or run with --no-control"
+            )
+        source = f"{source} + {kind}.control.overrides"
+        document = merge(document, drill.control.overrides, f"{kind}.control.overrides")
+    return parse_config(document, source=f"{base_path} + {source}")
 
 
 def merge(base: Any, overrides: Any, where: str) -> Any:

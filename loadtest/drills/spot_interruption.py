@@ -3,8 +3,12 @@
 Under load that keeps burst busy, one burst replica is told it will be reclaimed in
 `notice_s` (two minutes in the cloud), and when the notice runs out it is SIGKILLed
 as the cloud would. It must be out of rotation at the gateway before it dies, with
-no request in flight on it, and a replacement must be serving before then, with no
-failed request.
+no request in flight on it and none served once it should have left rotation, and a
+replacement
+must be serving before then, with no failed request.
+
+Its control leaves the notice unheeded (`drain_on_notice: false`), as a cluster
+without a node termination handler would: the replica serves until it is killed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from spillover.drivers.haproxy import RuntimeApi
 
 NOTICE = "t0: interruption notice"
 RECLAIM = "notice runs out: replica SIGKILLed"
+STOPPED = "STOPPED"
+"""The victim's state at the reclaim when its process had already exited: its slot may
+hold a new replica by then, whose gateway row says nothing of the victim."""
+SERVED_LATE = "requests it served after it should have left rotation"
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,13 @@ class ReclaimFacts:
 
     victim: str | None
     status_at_reclaim: str | None
-    """Its state at the gateway ("DRAIN", "MAINT", "UP"...); None before the reclaim."""
+    """Its state at the gateway ("DRAIN", "MAINT", "UP"...), STOPPED when it had exited
+    before the reclaim; None before the reclaim."""
     in_flight_at_reclaim: int | None
     killed: bool
     """False when it had already stopped by the time the notice ran out."""
+    heeded: bool = True
+    """The stack acted on the notice (drain_on_notice)."""
 
 
 @dataclass
@@ -45,19 +56,34 @@ class Interruption:
     stack: DrillStack
     pool: str
     notice_s: float
+    heed: bool = True
+    """Act on the notice (drain, replace); False: it reaches no one."""
     victim: str | None = None
     status_at_reclaim: str | None = None
     in_flight_at_reclaim: int | None = None
     killed: bool = False
+    _identity: tuple[int, int] | None = None
+    """(pid, start time) of the victim: its slot and name pass to a new replica once it
+    has stopped, and the cloud reclaims the instance, not the name."""
 
     def notify(self) -> None:
         running = self.stack.replicas(self.pool)
         if not running:
             raise DrillError(f"no {self.pool} replica runs to interrupt")
         self.victim = running[0].name
-        self.stack.stack.notify_interruption(self.victim, self.notice_s)
+        self._identity = (running[0].pid, running[0].started)
+        if self.heed:
+            self.stack.stack.notify_interruption(self.victim, self.notice_s)
 
     def reclaim(self) -> None:
+        victims = [
+            record
+            for record in self.stack.replicas(self.pool)
+            if (record.pid, record.started) == self._identity
+        ]
+        if not victims:  # stopped once idle, as a drained replica should
+            self.status_at_reclaim, self.in_flight_at_reclaim = STOPPED, 0
+            return
         rows = [
             row
             for row in RuntimeApi(self.stack.stack.run_dir.gateway_socket).server_stats()
@@ -65,12 +91,11 @@ class Interruption:
         ]
         self.status_at_reclaim = ",".join(sorted({row.status for row in rows}))
         self.in_flight_at_reclaim = sum(row.current_sessions for row in rows)
-        victims = [r for r in self.stack.replicas(self.pool) if r.name == self.victim]
         self.killed = bool(self.stack.kill(victims))
 
     def facts(self) -> ReclaimFacts:
         return ReclaimFacts(
-            self.victim, self.status_at_reclaim, self.in_flight_at_reclaim, self.killed
+            self.victim, self.status_at_reclaim, self.in_flight_at_reclaim, self.killed, self.heed
         )
 
 
@@ -92,7 +117,7 @@ def load_rps(setup: Setup[SpotInterruptionDrill]) -> float:
 def script(stack: DrillStack, setup: Setup[SpotInterruptionDrill]) -> Observed[ReclaimFacts]:
     drill = setup.drill
     trace = constant(load_rps(setup), drill.warmup_s + drill.notice_s + drill.after_s)
-    interruption = Interruption(stack, spot_pool(setup), drill.notice_s)
+    interruption = Interruption(stack, spot_pool(setup), drill.notice_s, drill.drain_on_notice)
     observed = run_with_actions(
         stack,
         trace,
@@ -125,6 +150,18 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         ),
     )
     margin = None if replacement is None else round(reclaimed - replacement, 3)
+    # From drain_s after the notice (by when it must be out of rotation) to the reclaim,
+    # or to when it stopped (its slot in maintenance): a new replica may take it after.
+    late_since = noticed + drill.thresholds.drain_s
+    stopped = measure.first_at(
+        observed.gateway, noticed, lambda s: s.status_by_server.get(victim) == "MAINT"
+    )
+    late_until = reclaimed if stopped is None else min(stopped, reclaimed)
+    served_late = (
+        0
+        if late_until <= late_since
+        else measure.served_between(observed.gateway, victim, late_since, late_until)
+    )
     out_of_rotation = facts.status_at_reclaim not in (None, "UP")
     thresholds = drill.thresholds
     drain_s = measure.seconds_after(drained, noticed)
@@ -151,6 +188,19 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
             f"{facts.in_flight_at_reclaim} request(s) in flight",
         ),
         Check(
+            SERVED_LATE,
+            served_late,
+            0,
+            "<=",
+            "requests",
+            None
+            if served_late == 0
+            else "the gateway's counters were not read around the notice and the reclaim"
+            if served_late is None
+            else f"{victim} stayed in rotation towards its reclaim: a request in flight "
+            "when it died was cut off, or saved only by the gateway's retries",
+        ),
+        Check(
             "replacement serving before the reclaim",
             margin,
             thresholds.replacement_margin_s,
@@ -171,6 +221,8 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         "replacement_margin_s": margin,
         "gateway_state_at_reclaim": facts.status_at_reclaim,
         "in_flight_at_reclaim": facts.in_flight_at_reclaim,
+        "served_after_it_should_have_left_rotation": served_late,
+        "notice_heeded": facts.heeded,
         "killed_at_reclaim": facts.killed,
         "p99_after_notice_ms": run.percentile_ms(99, observed.offset(NOTICE)),
     }
@@ -186,6 +238,11 @@ def assess(observed: Observed[ReclaimFacts], setup: Setup[SpotInterruptionDrill]
         "the notice (as the node termination handler cordons and drains the node) "
         "and the controller's next converge starts a replacement.",
     ]
+    if not facts.heeded:
+        notes.append(
+            "drain_on_notice is off: the notice reached no one, as in a cluster without a "
+            "node termination handler, so the replica served until it was killed."
+        )
     if not facts.killed:
         notes.append(f"{victim} had already stopped when its notice ran out.")
     return Outcome(
@@ -212,4 +269,6 @@ DRILL = Drill(
     script,
     assess,
     precondition=_precondition,
+    must_fail=(SERVED_LATE,),
+    without="without draining",
 )

@@ -297,6 +297,29 @@ def test_triton_metrics_outage_holds_sizes_and_weights_under_falling_demand_then
     assert scenario.desired("spot") == 0
 
 
+def test_without_safe_mode_a_triton_metrics_outage_shrinks_burst_while_blind():
+    """The metrics-outage drill's control: with `safe_mode: false` the policy sizes on
+    the gateway's demand alone and scales burst down though it cannot see it."""
+    scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10, "safe_mode": False}))
+    scenario.run(demand=400, seconds=40)
+    spot_before = scenario.desired("spot")
+    assert scenario.state.mode is Mode.BURST and spot_before > 0
+    scenario.pools["private"].metrics_down = scenario.pools["spot"].metrics_down = True
+    scenario.run(demand=100, seconds=60)  # beyond the 30 s cooldown, blind all along
+    assert Mode.SAFE not in _modes(scenario)
+    assert scenario.desired("spot") < spot_before
+
+
+def test_without_safe_mode_unknown_demand_still_holds():
+    """Gateway stats stale: there is no demand to size by, whatever the switch says."""
+    scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10, "safe_mode": False}))
+    scenario.run(demand=400, seconds=40)
+    before = scenario.desired("spot")
+    scenario.run(demand=None, seconds=60)
+    assert scenario.state.mode is Mode.SAFE
+    assert scenario.desired("spot") == before
+
+
 def test_triton_metrics_of_one_pool_are_enough_to_hold():
     scenario = Scenario(scenario_config(policy={"stale_after_seconds": 10}))
     scenario.run(demand=400, seconds=40)

@@ -34,6 +34,13 @@ def setup(kind: str) -> Setup[Any]:
     return Setup(stack_config(settings, section, f"{kind}.overrides"), section, settings.stack)
 
 
+def control_setup(kind: str) -> Setup[Any]:
+    """The setup of that drill's control run."""
+    _, control = DRILLS[kind].setups(load_drill_settings(SHORT), control=True)
+    assert control is not None
+    return control
+
+
 def load_run(
     trace: Trace,
     slow: Iterable[tuple[float, float, float]] = (),
@@ -77,18 +84,22 @@ def gateway(
     until_s: float,
     statuses: Callable[[float], dict[str, str]],
     rates: Callable[[float], dict[str, float]],
+    server_rates: Callable[[float], dict[str, float]] = lambda t: {},
 ) -> list[GatewaySample]:
     """Samples every SAMPLE_STEP_S from t = 0: each server's status, and responses per
-    pool counted up at rates(t) requests per second."""
-    samples, counted = [], dict.fromkeys(rates(0.0), 0.0)
+    pool counted up at rates(t) requests per second (per server at server_rates(t))."""
+    samples, counted, by_server = [], dict.fromkeys(rates(0.0), 0.0), {}
     for t in np.arange(0.0, until_s + SAMPLE_STEP_S, SAMPLE_STEP_S):
         for pool, rps in rates(float(t)).items():
             counted[pool] = counted.get(pool, 0.0) + rps * SAMPLE_STEP_S
+        for server, rps in server_rates(float(t)).items():
+            by_server[server] = by_server.get(server, 0.0) + rps * SAMPLE_STEP_S
         samples.append(
             GatewaySample(
                 STARTED_AT + float(t),
                 statuses(float(t)),
                 {pool: int(total) for pool, total in counted.items()},
+                {server: int(total) for server, total in by_server.items()},
             )
         )
     return samples

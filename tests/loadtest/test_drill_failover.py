@@ -145,11 +145,11 @@ def test_a_run_stopped_before_its_last_action_fails_and_says_how_far_it_got() ->
     it can be judged; the verdict is not a pass, and says the run was cut short."""
     report = failover.DRILL.report(recording(stopped_at=T0_S + 2), SETUP)
     assert report.verdict == "fail"
-    assert report.verdict_text == "FAIL (partial: 28% of the trace)"
+    assert report.verdict_text == "FAIL (partial: 35% of the trace)"
     (check,) = report.checks
     assert (check.name, check.value, check.threshold) == ("actions done before the run ended", 1, 2)
     assert check.limit is not None
-    assert check.limit.startswith("cut short by Ctrl-C at t = 10.0 s of the trace's 35 s")
+    assert check.limit.startswith("cut short by Ctrl-C at t = 14.0 s of the trace's 39 s")
     assert check.limit.endswith(f"before {RESTORE!r}: the drill's checks judge what follows them")
     assert [event.label for event in report.events] == [T0, "run cut short: Ctrl-C"]
 
@@ -158,9 +158,9 @@ def test_a_run_stopped_after_its_actions_is_assessed_as_partial() -> None:
     report = failover.DRILL.report(recording(stopped_at=END_S - 5), SETUP)
     assert all(check.passed for check in report.checks), report.checks
     assert report.verdict == "partial"
-    assert report.verdict_text == "PASS (partial: 85% of the trace)"
+    assert report.verdict_text == "PASS (partial: 87% of the trace)"
     assert report.exit_code == 3
     assert report.coverage is not None and report.coverage.bound == "stop"
     console = summary(report).splitlines()
-    assert console[0] == f"{report.title}: PASS (partial: 85% of the trace)"
+    assert console[0] == f"{report.title}: PASS (partial: 87% of the trace)"
     assert console[-1] == f"partial run: {report.coverage.describe()}"

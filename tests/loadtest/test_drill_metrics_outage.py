@@ -25,6 +25,7 @@ def assess(
     safe_after_s: float | None = 2.5,
     resumed_after_s: float | None = 2.0,
     blind_scale_down_after_s: float | None = None,
+    scale_down_after_resume_s: float = 3.0,
 ) -> Outcome:
     """One recording: burst at 2 replicas at t0; safe mode that long after t0, left that
     long after t1, a scale-down 3 s after resuming, and one while blind if asked."""
@@ -35,7 +36,9 @@ def assess(
     if resumed_after_s is not None:
         decisions.append(samples.decision(T1_S + resumed_after_s, "SetMode", "mode burst"))
         decisions.append(
-            samples.decision(T1_S + resumed_after_s + 3, "ScalePool", "scale burst to 1")
+            samples.decision(
+                T1_S + resumed_after_s + scale_down_after_resume_s, "ScalePool", "scale burst to 1"
+            )
         )
     if blind_scale_down_after_s is not None:
         decisions.append(
@@ -74,7 +77,19 @@ CASES = [
     pytest.param(RESUMED, {"resumed_after_s": 3.9}, True, id="resumed-in-3.9s-passes"),
     pytest.param(RESUMED, {"resumed_after_s": 6.0}, False, id="resumed-in-6s-fails"),
     pytest.param(RESUMED, {"resumed_after_s": None}, False, id="never-resumed-fails"),
+    pytest.param(
+        BLIND,
+        {"resumed_after_s": -0.3, "scale_down_after_resume_s": 0.0},
+        True,
+        id="the-tick-that-resumes-just-before-t1-is-not-blind-passes",
+    ),
 ]
+
+
+def test_leaving_safe_mode_while_still_blind_does_not_excuse_a_scale_down() -> None:
+    """Only a return within two ticks of t1 is the metrics coming back."""
+    outcome = assess(resumed_after_s=-DRILL.outage_s / 2, scale_down_after_resume_s=0.0)
+    assert outcome.check(BLIND).value == 1 and not outcome.check(BLIND).passed
 
 
 @pytest.mark.parametrize(("name", "changes", "passed"), CASES)

@@ -31,7 +31,9 @@ class Policy:
         self, snapshot: Snapshot, state: PolicyState, now: float
     ) -> tuple[list[Decision], PolicyState]:
         stale = self._stale_sources(snapshot, state, now)
-        if stale or snapshot.demand_rps is None:
+        # Without safe mode stale Triton metrics are ignored; unknown demand still holds,
+        # since there is nothing to size pools by.
+        if (stale and self.config.policy.safe_mode) or snapshot.demand_rps is None:
             return self._hold_in_safe_mode(snapshot, state, now, stale)
         demand = snapshot.demand_rps
         predicted = forecast.update(
