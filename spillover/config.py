@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from spillover.config_failover import FailoverReserve
 from spillover.drivers.registry import DRIVERS
 from spillover.errors import SpilloverError
 
@@ -312,6 +313,7 @@ class SpilloverConfig(_Settings):
     slo: Slo = Field(default_factory=Slo)
     policy: Policy = Field(default_factory=Policy)
     budget: Budget = Field(default_factory=Budget)
+    failover: FailoverReserve = Field(default_factory=FailoverReserve)
     gateway: Gateway = Field(default_factory=Gateway)
     controller: Controller = Field(default_factory=Controller)
 
@@ -321,6 +323,8 @@ class SpilloverConfig(_Settings):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(repeated)}")
+        if self.failover.reserve_share > 0 and all(pool.role != "burst" for pool in self.pools):
+            raise ValueError("failover.reserve_share needs a burst pool to keep warm")
         return self
 
     def pool(self, name: str) -> PoolConfig:
