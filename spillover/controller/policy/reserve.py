@@ -110,13 +110,18 @@ def private_loss(
     `capacities` (configured or measured; None: unknown)."""
     warm = warm_replicas(config, private_rps, capacities)
     burst = [pool for pool in config.pools if pool.role == "burst"]
-    known = all(capacities.get(pool.name) or not warm[pool.name] for pool in burst)
+    grower = reserve_pool(config)
+    # A reserve on a pool of unknown capacity has an unknown size: say so, never guess.
+    reserving = grower is not None and reserve_rps(config, private_rps) > 0
+    known = all(
+        capacities.get(pool.name) or not (warm[pool.name] or (reserving and pool is grower))
+        for pool in burst
+    )
     warm_rps = (
         sum(warm[pool.name] * (capacities.get(pool.name) or 0.0) for pool in burst)
         if known
         else None
     )
-    grower = reserve_pool(config)
     window = config.policy.tick_seconds + (grower.cold_start_seconds if grower else 0.0)
     failed = None if warm_rps is None else max(private_rps - warm_rps, 0.0) * window
     if grower is None:  # nothing can take over: the loss lasts as long as private is gone
