@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from spillover.config import SpilloverConfig, json_schema, load_config
-from spillover.controller.policy.reserve import private_loss
+from spillover.private_loss import private_loss
 
 LOCAL_DEFAULT = Path(__file__).parent / "local" / "spillover.yaml"
 # Here rather than in local/cli.py: the controller uses it too, in an install without the

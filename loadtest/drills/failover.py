@@ -22,7 +22,7 @@ from loadtest.drills.setup import Setup
 from loadtest.report import Check, Event
 from loadtest.results import LoadRun
 from loadtest.traces import constant
-from spillover.controller.policy.reserve import PrivateLoss, private_loss
+from spillover.private_loss import PrivateLoss, private_loss
 
 KILL_POLL_S = 0.05
 T0 = "t0: every private replica SIGKILLed"

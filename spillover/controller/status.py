@@ -10,8 +10,8 @@ from typing import Any
 
 from spillover.config import SpilloverConfig
 from spillover.controller.policy import PolicyState
-from spillover.controller.policy.reserve import private_loss
 from spillover.controller.snapshot import Snapshot
+from spillover.private_loss import private_loss
 
 
 def status_view(

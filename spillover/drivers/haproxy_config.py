@@ -16,8 +16,8 @@ from pathlib import Path
 from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import (
     GRPC_BACKEND,
-    GRPC_STATUS_UNAVAILABLE,
     GRPC_FRONTEND,
+    GRPC_STATUS_UNAVAILABLE,
     HTTP_BACKEND,
     HTTP_FRONTEND,
     GatewaySpec,
@@ -82,11 +82,11 @@ error-limit {health.error_limit} marks
 #   allow-list, spillover/drivers/haproxy_exposure.py); the gateway answers anything else
 #   itself: HTTP 403, gRPC PERMISSION_DENIED. The stats page is on the loopback metrics port.
 # - Each replica of known capacity is sent at most `maxconn` requests at once (capacity x
-#   REPLICA_BACKLOG_S): the rest go to a replica with a free slot, whatever the weights, or
-#   wait in the backend queue up to `timeout queue` ({spec.timeouts.queue_ms} ms). Then, or when no
-#   replica is up, the gateway answers 503 with Retry-After {spec.retry_after_s} (gRPC: grpc-status
-#   {GRPC_STATUS_UNAVAILABLE}, UNAVAILABLE) instead of leaving the client to time out: a failover reserve
-#   smaller than private's demand serves what it can and refuses the rest clearly.
+#   REPLICA_BACKLOG_S): the rest go to a replica with a free slot, whatever the weights,
+#   or wait in the backend queue up to `timeout queue` ({spec.timeouts.queue_ms} ms). Then, or
+#   when no replica is up, the gateway answers 503 with Retry-After {spec.retry_after_s} (gRPC:
+#   grpc-status {GRPC_STATUS_UNAVAILABLE}, UNAVAILABLE) rather than leave the client to time
+#   out: a failover reserve smaller than private's demand serves what it can, refuses the rest.
 """
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from spillover.config import load_config
 from spillover.config_cli import LOCAL_DEFAULT
-from spillover.controller.policy.reserve import private_loss
+from spillover.private_loss import private_loss
 from tests.controller.simulated import scenario_config
 
 SPOT_ONLY = {"spot": 100.0, "ondemand": 100.0}

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 
 from spillover.config import PoolConfig, SpilloverConfig
-from spillover.controller.policy import reserve
 from spillover.controller.snapshot import PoolObservation
+from spillover.private_loss import reserve_pool, reserve_replicas
 
 STALLED_AFTER_COLD_STARTS = 3
 """A replica still starting after this many cold starts is not coming (no spot
@@ -88,7 +88,7 @@ def size_pools(
     """
     utilization = config.policy.target_utilization
     cooldown = config.policy.scale_down_cooldown_seconds
-    reserve_pool = reserve.reserve_pool(config)
+    holder = reserve_pool(config)
     remaining = planned_rps
     on_private = 0.0
     targets = []
@@ -96,8 +96,8 @@ def size_pools(
         usable = capacity * utilization
         needed = replicas_needed(remaining, usable)
         held = 0
-        if reserve_pool is not None and pool.name == reserve_pool.name and math.isfinite(capacity):
-            held = reserve.reserve_replicas(config, on_private, capacity)
+        if holder is not None and pool.name == holder.name and math.isfinite(capacity):
+            held = reserve_replicas(config, on_private, capacity)
         bounded = min(max(needed + held, pool.min_replicas), pool.max_replicas)
         desired, window = stabilize(bounded, recent, now, cooldown)
         reason = _sizing_reason(pool, remaining, needed, usable, capacity, utilization)

@@ -3,7 +3,9 @@ loss costs with them.
 
 One arithmetic for the policy (which keeps the reserve warm), `spillover config check`
 (which states the cost from the config's numbers) and `spillover status` (from the
-measured demand), so the figure a user reads is the one the controller acts on.
+measured demand), so the figure a user reads is the one the controller acts on. Pure
+values from the config alone, outside the controller, because config check runs
+without it.
 """
 
 from __future__ import annotations
