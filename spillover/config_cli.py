@@ -55,7 +55,14 @@ def _private_loss_line(config: SpilloverConfig, demand: float | None) -> str:
             for pool in private
         )
     capacities = {pool.name: pool.capacity_rps for pool in config.pools}
-    line = private_loss(config, demand, capacities).sentence()
+    loss = private_loss(config, demand, capacities)
+    line = loss.sentence()
+    ceiling = config.budget.max_burst_usd_per_hour
+    if ceiling is not None and loss.usd_per_hour > ceiling:
+        line += (
+            f"; but budget.max_burst_usd_per_hour (${ceiling:g}) is below that price, and the "
+            "controller keeps within it: fewer replicas stay warm"
+        )
     if config.failover.reserve_share > 0:
         bare = config.model_copy(update={"failover": config.failover.model_copy(
             update={"reserve_share": 0.0})})  # fmt: skip

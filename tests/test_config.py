@@ -222,3 +222,12 @@ def test_config_check_refuses_a_negative_demand():
     result = run_config_check(str(LOCAL_DEFAULT), "--demand", "-5")
     assert result.returncode == 2
     assert "--demand must be requests/s, 0 or more" in result.stderr
+
+
+def test_config_check_says_when_the_budget_cannot_pay_for_the_reserve(tmp_path):
+    document = yaml.safe_load(LOCAL_DEFAULT.read_text())
+    document["budget"]["max_burst_usd_per_hour"] = 0.5
+    path = tmp_path / "spillover.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = run_config_check(str(path))  # 2 warm replicas at $0.45/h
+    assert "budget.max_burst_usd_per_hour ($0.5) is below that price" in result.stdout
