@@ -24,6 +24,7 @@ from pydantic import (
 from spillover.config_base import StrictSettings
 from spillover.config_cluster import ClusterOperations
 from spillover.config_errors import describe_validation_error
+from spillover.config_failover import FailoverReserve
 from spillover.cost_categories import Costs
 from spillover.drivers.registry import DRIVERS
 from spillover.errors import SpilloverError
@@ -356,6 +357,7 @@ class SpilloverConfig(_Settings):
     slo: Slo = Field(default_factory=Slo)
     policy: Policy = Field(default_factory=Policy)
     budget: Budget = Field(default_factory=Budget)
+    failover: FailoverReserve = Field(default_factory=FailoverReserve)
     gateway: Gateway = Field(default_factory=Gateway)
     controller: Controller = Field(default_factory=Controller)
     costs: Costs = Field(default_factory=Costs, description="Storage, network, labour, ops.")
@@ -367,6 +369,8 @@ class SpilloverConfig(_Settings):
         if repeated:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(repeated)}")
         self.costs.check_pools(names)
+        if self.failover.reserve_share > 0 and all(pool.role != "burst" for pool in self.pools):
+            raise ValueError("failover.reserve_share needs a burst pool to keep warm")
         return self
 
     def pool(self, name: str) -> PoolConfig:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from spillover.config import (
     ConfigError,
@@ -182,3 +183,51 @@ def test_a_utf8_file_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "spillover.yaml"
     path.write_bytes(b"\xef\xbb\xbf" + dump_config(parse_config(GOOD)).encode())
     assert load_config(path) == parse_config(GOOD)
+
+
+def run_config_check(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "spillover", "config", "check", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_config_check_states_what_a_private_loss_costs_with_the_packaged_reserve():
+    at_50 = run_config_check(str(LOCAL_DEFAULT), "--demand", "50")
+    assert at_50.returncode == 0, at_50.stderr
+    assert (
+        "failover: at 50 rps on private, the warm burst replicas (200 rps) take it all: "
+        "a private loss fails no request; a reserve of 1 warm burst replica(s) (1 burst) "
+        "costs $0.45/h, $324/month; with failover.reserve_share 0 it would fail ~350"
+    ) in at_50.stdout
+    planned = run_config_check(str(LOCAL_DEFAULT))
+    assert "at 210 rps on private" in planned.stdout  # 1 x 300 rps x 0.7
+    assert "2 warm burst replica(s) (2 burst) costs $0.90/h, $648/month" in planned.stdout
+
+
+def test_config_check_without_a_reserve_states_the_requests_a_loss_fails(tmp_path):
+    document = yaml.safe_load(LOCAL_DEFAULT.read_text())
+    document["failover"]["reserve_share"] = 0
+    path = tmp_path / "spillover.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = run_config_check(str(path), "--demand", "105")
+    # 105 rps x (a 1 s tick + the 6 s burst cold start)
+    assert "a private loss fails ~735 requests over the 7 s" in result.stdout
+    assert "no burst replica is kept warm ($0/h)" in result.stdout
+
+
+def test_config_check_refuses_a_negative_demand():
+    result = run_config_check(str(LOCAL_DEFAULT), "--demand", "-5")
+    assert result.returncode == 2
+    assert "--demand must be requests/s, 0 or more" in result.stderr
+
+
+def test_config_check_says_when_the_budget_cannot_pay_for_the_reserve(tmp_path):
+    document = yaml.safe_load(LOCAL_DEFAULT.read_text())
+    document["budget"]["max_burst_usd_per_hour"] = 0.5
+    path = tmp_path / "spillover.yaml"
+    path.write_text(yaml.safe_dump(document))
+    result = run_config_check(str(path))  # 2 warm replicas at $0.45/h
+    assert "budget.max_burst_usd_per_hour ($0.5) is below that price" in result.stdout

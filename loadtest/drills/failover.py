@@ -22,6 +22,7 @@ from loadtest.drills.setup import Setup
 from loadtest.report import Check, Event
 from loadtest.results import LoadRun
 from loadtest.traces import constant
+from spillover.private_loss import PrivateLoss, private_loss
 
 KILL_POLL_S = 0.05
 T0 = "t0: every private replica SIGKILLed"
@@ -69,6 +70,13 @@ def load_rps(setup: Setup[FailoverDrill]) -> float:
     return setup.drill.load_share * setup.private_capacity_rps
 
 
+def stated_loss(setup: Setup[FailoverDrill]) -> PrivateLoss:
+    """What `spillover config check --demand <load>` states the loss costs: the drill
+    measures it."""
+    capacities = {pool.name: pool.capacity_rps for pool in setup.config.pools}
+    return private_loss(setup.config, load_rps(setup), capacities)
+
+
 def script(stack: DrillStack, setup: Setup[FailoverDrill]) -> Observed[OutageFacts]:
     drill = setup.drill
     trace = constant(load_rps(setup), drill.warmup_s + drill.outage_s + drill.after_s)
@@ -107,7 +115,8 @@ class _Moments:
 def _moments(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> _Moments:
     private, burst = setup.pools_of("private"), setup.pools_of("burst")
     t0, restored = observed.done[T0], observed.done[RESTORE]
-    floors = {name: setup.pool(name).min_replicas for name in burst}
+    # Burst's floor with private back: min_replicas and the failover reserve for the load.
+    floors = {name: stated_loss(setup).warm_replicas[name] for name in burst}
     private_back = measure.first_at(
         observed.gateway,
         restored,
@@ -153,8 +162,14 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
     cold_start = max(setup.pool(name).cold_start_seconds for name in burst)
     # What a burst pool at 0 costs: nothing serves until a replica has cold-started.
     cold_start_x_rate = cold_start * load_rps(setup)
+    stated = stated_loss(setup)
     figures = {
         "load_rps": round(load_rps(setup), 1),
+        "failover_reserve_share": setup.config.failover.reserve_share,
+        "warm_burst_replicas": sum(stated.warm_replicas.values()),
+        "stated_private_loss_failed": None
+        if stated.failed_requests is None
+        else round(stated.failed_requests),
         "load_share_of_private_capacity": setup.drill.load_share,
         "private_replicas_killed": observed.facts.killed,
         "gateway_marked_private_down_s": measure.seconds_after(m.gateway_down, m.t0),
@@ -183,15 +198,16 @@ def assess(observed: Observed[OutageFacts], setup: Setup[FailoverDrill]) -> Outc
         *measure.event_at(m.private_back, run.started_at, "private ready again"),
         *measure.event_at(m.standby, run.started_at, "burst at its floor"),
     ]
-    warm = sum(setup.pool(name).min_replicas for name in burst)
     notes = [
-        f"Burst keeps {warm} warm replica(s) (min_replicas) and the "
+        f"Burst keeps {sum(stated.warm_replicas.values())} warm replica(s) (min_replicas and "
+        f"failover.reserve_share {setup.config.failover.reserve_share:g}) and the "
         "controller gives every ready pool a 1% trickle, so HAProxy can move all "
         "traffic to burst the moment private is marked down. A burst pool at 0 "
         "replicas cannot serve before its cold start "
         f"({max(setup.pool(p).cold_start_seconds for p in burst):g} s here, "
         "minutes on EKS GPU nodes): with no warm replica a total private loss fails "
-        "requests for that long.",
+        "requests for that long. What config check states for this load: "
+        f"{stated.sentence()}.",
         "Locally, returning private replicas boot on the same cores that serve: their "
         "start-up slows every replica until they are up (p99_after_restore_ms). In a "
         "cluster they boot on their own nodes.",

@@ -247,7 +247,10 @@ def render_status(ledger: Ledger, decisions: int = 8, fmt: str = "table") -> str
             {"at": d.at, "decision": d.decision, "reason": d.reason} for d in recent
         ]
         return json.dumps(status, indent=2)
-    lines = [_status_header(status), ""]
+    lines = [_status_header(status)]
+    if "private_loss" in status:  # states saved before the reserve existed lack it
+        lines.append(f"failover: {status['private_loss']['summary']}")
+    lines.append("")
     lines.append(format_table(STATUS_HEADERS, [_status_row(pool) for pool in status["pools"]]))
     lines.extend(_price_lines(status["pools"]))
     lines.append("\nlast decisions:")

@@ -13,6 +13,7 @@ from spillover.config import SpilloverConfig
 from spillover.controller.policy import PolicyState
 from spillover.controller.pool_prices import PoolPrice
 from spillover.controller.snapshot import Snapshot
+from spillover.private_loss import private_loss
 
 
 def status_view(
@@ -52,10 +53,34 @@ def status_view(
         )
     return {
         "at": snapshot.at,
+        "private_loss": _private_loss(config, snapshot, state),
         "mode": state.mode.value,
         "demand_rps": state.demand_rps,
         "planned_rps": state.planned_rps,
         "budget_limited": state.budget_limited,
         "tick_seconds": tick_seconds,
         "pools": pools,
+    }
+
+
+def _private_loss(
+    config: SpilloverConfig, snapshot: Snapshot, state: PolicyState
+) -> dict[str, Any]:
+    """What losing private now would cost: its measured demand, burst's capacity as the
+    policy knows it (configured or learned from busy time)."""
+    served = [
+        snapshot.pool(pool.name).served_rps for pool in config.pools if pool.role == "private"
+    ]
+    on_private = sum(rps for rps in served if rps is not None)
+    capacities = {
+        pool.name: pool.capacity_rps
+        or (plan.capacity_rps if (plan := state.pools.get(pool.name)) else None)
+        for pool in config.pools
+    }
+    loss = private_loss(config, on_private, capacities)
+    return {
+        "private_rps": loss.private_rps,
+        "failed_requests": loss.failed_requests,
+        "reserve_usd_per_hour": loss.usd_per_hour,
+        "summary": loss.sentence(),
     }

@@ -44,6 +44,7 @@ from spillover.drivers.haproxy_spec import (
     ServerSlot,
     Timeouts,
     pool_of_server,
+    replica_maxconn,
 )
 from spillover.drivers.haproxy_weights import MAX_WEIGHT, PoolSharesError, spread_pool_weights
 
@@ -74,6 +75,7 @@ __all__ = [
     "pool_of_server",
     "render_config",
     "launch_gateway",
+    "replica_maxconn",
     "spread_pool_weights",
     "start_gateway",
     "stop_gateway",

@@ -17,6 +17,7 @@ from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import (
     GRPC_BACKEND,
     GRPC_FRONTEND,
+    GRPC_STATUS_UNAVAILABLE,
     HTTP_BACKEND,
     HTTP_FRONTEND,
     GatewaySpec,
@@ -80,6 +81,12 @@ error-limit {health.error_limit} marks
 # - Only inference, health and the metadata/config of model {spec.served_model} pass (an
 #   allow-list, spillover/drivers/haproxy_exposure.py); the gateway answers anything else
 #   itself: HTTP 403, gRPC PERMISSION_DENIED. The stats page is on the loopback metrics port.
+# - Each replica of known capacity is sent at most `maxconn` requests at once (capacity x
+#   REPLICA_BACKLOG_S): the rest go to a replica with a free slot, whatever the weights,
+#   or wait in the backend queue up to `timeout queue` ({spec.timeouts.queue_ms} ms). Then, or
+#   when no replica is up, the gateway answers 503 with Retry-After {spec.retry_after_s} (gRPC:
+#   grpc-status {GRPC_STATUS_UNAVAILABLE}, UNAVAILABLE) rather than leave the client to time
+#   out: a failover reserve smaller than private's demand serves what it can, refuses the rest.
 """
 
 
@@ -154,6 +161,7 @@ def _backend(name: str, spec: GatewaySpec, server_line: _ServerLine) -> str:
     lines = [
         f"backend {name}",
         "    balance roundrobin",
+        f"    {unavailable_rule(name == GRPC_BACKEND, spec.retry_after_s)}",
         f"    option httpchk GET {health.path}",
         f"    http-check expect status {health.expect_status}",
         f"    default-server check inter {health.inter_ms}ms fastinter {health.fastinter_ms}ms"
@@ -164,15 +172,39 @@ def _backend(name: str, spec: GatewaySpec, server_line: _ServerLine) -> str:
     return "\n".join(lines) + "\n"
 
 
+UNAVAILABLE_MESSAGE = "no replica could take the request in time; retry after Retry-After"
+
+
+def unavailable_rule(grpc: bool, retry_after_s: int) -> str:
+    """What a backend answers when no replica could take a request (all at maxconn past
+    `timeout queue`, or none up): 503 with Retry-After, and for gRPC the status in the
+    headers (a trailers-only answer), so clients read UNAVAILABLE, not a timeout.
+
+    The gateway chart renders this same line (its configmap template)."""
+    if grpc:
+        return (
+            f"http-error status 503 hdr grpc-status {GRPC_STATUS_UNAVAILABLE}"
+            f' hdr grpc-message "{UNAVAILABLE_MESSAGE}" hdr retry-after {retry_after_s}'
+        )
+    return (
+        "http-error status 503 content-type application/json"
+        f""" string '{{"error":"{UNAVAILABLE_MESSAGE}"}}' hdr retry-after {retry_after_s}"""
+    )
+
+
+def _maxconn(slot: ServerSlot) -> str:
+    return "" if slot.maxconn is None else f" maxconn {slot.maxconn}"
+
+
 def _http_server_line(slot: ServerSlot) -> str:
-    return f"server {slot.name} {_bind_address(slot.host, slot.http_port)}"
+    return f"server {slot.name} {_bind_address(slot.host, slot.http_port)}{_maxconn(slot)}"
 
 
 def _grpc_server_line(slot: ServerSlot) -> str:
     # The traffic port speaks only HTTP/2; readiness lives on the HTTP/1.1 port.
     return (
         f"server {slot.name} {_bind_address(slot.host, slot.grpc_port)} proto h2"
-        f" check port {slot.http_port} check-proto h1"
+        f" check port {slot.http_port} check-proto h1{_maxconn(slot)}"
     )
 
 

@@ -7,6 +7,7 @@ beyond loopback or collide on a port is refused before haproxy ever sees it.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ GRPC_FRONTEND = "triton_grpc_in"
 
 TRAFFIC_FRONTENDS = (HTTP_FRONTEND, GRPC_FRONTEND)
 """Frontends whose requests are inference demand (the metrics frontend is not)."""
+
+REPLICA_BACKLOG_S = 0.2
+"""Work a replica may hold, in seconds of its capacity: its maxconn is capacity_rps x
+this. Enough in flight for Triton to batch at full speed; beyond it a request would
+wait at the replica for more than twice a 100 ms SLO, so it waits at the gateway
+instead, where another replica with a free slot can take it, or it gets a 503."""
+
+GRPC_STATUS_UNAVAILABLE = 14
+"""google.rpc.Code UNAVAILABLE: what a gRPC call gets when no replica could take it
+(HTTP/2 503 maps to it too, per gRPC's http-grpc-status-mapping)."""
 
 MAX_UNIX_SOCKET_PATH = 107
 """sun_path holds 108 bytes including the terminating NUL."""
@@ -65,7 +76,13 @@ class ServerSlot:
     host: str = "127.0.0.1"
     """Where the replica listens."""
 
+    maxconn: int | None = None
+    """Requests the replica is sent at once (replica_maxconn of its capacity); the rest
+    wait in the backend's queue. None: no limit (a replica of unknown capacity)."""
+
     def __post_init__(self) -> None:
+        if self.maxconn is not None and self.maxconn < 1:
+            raise ValueError(f"slot {self.name} maxconn must be at least 1, got {self.maxconn}")
         match = _SLOT_NAME.match(self.name)
         if match is None or match["pool"] != self.pool:
             raise ValueError(
@@ -143,8 +160,11 @@ class Timeouts:
     http_request_ms: int = 10000
     """Longest time a client may take to send its request (headers and buffered body)."""
 
-    queue_ms: int = 5000
-    """Longest wait for a free connection slot when maxconn is reached."""
+    queue_ms: int = 1000
+    """Longest wait in the gateway's queue for a replica with a free slot (every replica
+    at its maxconn: a reserve smaller than the demand it got). Then a 503 with
+    Retry-After: a request that waited a second has broken a 100 ms SLO tenfold, and a
+    client told to come back does better than one left to time out."""
 
     def __post_init__(self) -> None:
         _require_positive(self, tuple(vars(self)))
@@ -209,6 +229,10 @@ class GatewaySpec:
     """Also serve the runtime API over TCP on bind_host:port (admin level, no
     authentication, hence loopback only); None serves it on the unix socket alone."""
 
+    retry_after_s: int = 1
+    """Retry-After of a 503 (no replica could take the request in time): one controller
+    tick, after which weights or replicas may have changed."""
+
     maxconn: int = 4096
     """Concurrent connections HAProxy accepts; beyond it clients wait in the kernel backlog."""
 
@@ -224,7 +248,7 @@ class GatewaySpec:
         object.__setattr__(self, "socket_path", Path(self.socket_path))
         _require_loopback(self.bind_host)
         require_model_name(self.served_model)
-        _require_positive(self, ("maxconn", "nbthread"))
+        _require_positive(self, ("maxconn", "nbthread", "retry_after_s"))
         for label, port in self._frontend_ports().items():
             _require_port(label, port)
         _require_distinct_ports(self)
@@ -240,6 +264,14 @@ class GatewaySpec:
         if self.runtime_api_port is not None:
             ports["runtime_api_port"] = self.runtime_api_port
         return ports
+
+
+def replica_maxconn(capacity_rps: float | None) -> int | None:
+    """Requests one replica of this capacity is sent at once (REPLICA_BACKLOG_S of work);
+    None (no limit) when its capacity is unknown."""
+    if capacity_rps is None:
+        return None
+    return max(1, math.ceil(capacity_rps * REPLICA_BACKLOG_S))
 
 
 def _require_port(label: str, port: int) -> None:

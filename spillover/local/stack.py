@@ -242,7 +242,13 @@ class LocalStack:
             metrics_port=layout.gateway_port("metrics"),
             socket_path=self.run_dir.gateway_socket,
             slots=tuple(
-                haproxy.ServerSlot(slot.name, slot.pool, slot.ports.http, slot.ports.grpc)
+                haproxy.ServerSlot(
+                    slot.name,
+                    slot.pool,
+                    slot.ports.http,
+                    slot.ports.grpc,
+                    maxconn=haproxy.replica_maxconn(layout.pool(slot.pool).capacity_rps),
+                )
                 for slot in layout.slots
             ),
         )

@@ -17,6 +17,7 @@ from spillover.drivers.haproxy_config import (
     check_config,
     find_haproxy,
     render_config,
+    unavailable_rule,
 )
 from spillover.drivers.haproxy_exposure import grpc_rules, http_rules
 from spillover.drivers.haproxy_spec import pool_of_server
@@ -84,7 +85,8 @@ def test_weights_start_private_100_and_burst_0(render_gateway: RenderChart) -> N
     cfg = _haproxy_cfg(render_gateway(_ci("burst-enabled-values.yaml")))
     for backend in ("triton_http", "triton_grpc"):
         weights = {
-            t["prefix"][:-1]: t["rest"].split(" weight ")[1] for t in _templates(cfg, backend)
+            t["prefix"][:-1]: t["rest"].split(" weight ")[1].split()[0]
+            for t in _templates(cfg, backend)
         }
         assert weights == {"private": "100", "burst_spot": "0", "burst_ondemand": "0"}
 
@@ -369,3 +371,21 @@ def test_stats_page_listens_on_loopback_only(render_gateway: RenderChart) -> Non
     with_stats = {name for name, lines in frontends.items() if "    stats enable" in lines}
     assert with_stats == {"stats"}
     assert [line for line in frontends["stats"] if "bind" in line] == ["    bind 127.0.0.1:8404"]
+
+
+def test_an_overloaded_pool_is_refused_as_the_local_gateway_refuses_it(
+    render_gateway: RenderChart,
+) -> None:
+    """The chart's backends answer a request no replica could take as the local gateway does
+    (503 + Retry-After, gRPC UNAVAILABLE), and cap each replica at its pool's maxconnPerServer."""
+    cfg = _haproxy_cfg(render_gateway(_ci("burst-enabled-values.yaml")))
+    for backend, grpc in (("triton_http", False), ("triton_grpc", True)):
+        assert f"    {unavailable_rule(grpc, 1)}" in _backend(cfg, backend)
+        maxconn = {
+            t["prefix"][:-1]: t["rest"].split(" maxconn ")[1] if " maxconn " in t["rest"] else None
+            for t in _templates(cfg, backend)
+        }
+        assert maxconn == {"private": "60", "burst_spot": "40", "burst_ondemand": None}
+    assert "    timeout queue 1000ms" in cfg.splitlines()
+    retry_after_5 = _haproxy_cfg(render_gateway({"haproxy": {"retryAfterSeconds": 5}}))
+    assert f"    {unavailable_rule(True, 5)}" in retry_after_5.splitlines()

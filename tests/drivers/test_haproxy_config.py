@@ -59,6 +59,37 @@ def test_config_lists_every_slot_in_both_backends_in_maintenance() -> None:
         ) in text
 
 
+def test_a_replica_of_known_capacity_is_capped_and_overload_gets_503_with_retry_after() -> None:
+    capped = (
+        haproxy.ServerSlot("private-0", "private", 9100, 9101, maxconn=60),
+        haproxy.ServerSlot("burst-0", "burst", 9200, 9201),
+    )
+    text = haproxy.render_config(spec(slots=capped, retry_after_s=3))
+    assert haproxy.check_config(text) == []
+    lines = [line.strip() for line in text.splitlines()]
+    assert "server private-0 127.0.0.1:9100 maxconn 60 disabled" in lines
+    assert "server burst-0 127.0.0.1:9200 disabled" in lines  # unknown capacity: no cap
+    assert any(line.endswith("check-proto h1 maxconn 60 disabled") for line in lines)
+    assert "timeout queue 1000ms" in lines
+    http, grpc = [line for line in lines if line.startswith("http-error status 503")]
+    assert http.endswith("hdr retry-after 3") and "application/json" in http
+    assert "hdr grpc-status 14" in grpc and grpc.endswith("hdr retry-after 3")
+
+
+@pytest.mark.parametrize(
+    ("capacity_rps", "maxconn"),
+    [(300, 60), (200, 40), (2, 1), (None, None)],
+    ids=["private-300", "burst-200", "tiny-at-least-1", "unknown-no-cap"],
+)
+def test_replica_maxconn_is_a_fifth_of_a_second_of_capacity(capacity_rps, maxconn) -> None:
+    assert haproxy.replica_maxconn(capacity_rps) == maxconn
+
+
+def test_a_slot_maxconn_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="slot private-0 maxconn must be at least 1, got 0"):
+        haproxy.ServerSlot("private-0", "private", 9100, 9101, maxconn=0)
+
+
 def test_check_config_raises_with_haproxys_own_message() -> None:
     broken = haproxy.render_config(spec()).replace(
         "    balance roundrobin", "    balance sideways", 1

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from loadtest.drills.settings import load_drill_settings, stack_config
-from spillover.config import ConfigError
+from spillover.config import ConfigError, load_config
+from spillover.config_cli import LOCAL_DEFAULT
 
 SHORT = Path(__file__).parent / "drills-short.yaml"
 
@@ -28,12 +29,21 @@ def test_the_packaged_and_the_ci_drill_configs_make_valid_stacks():
 
 def test_overrides_change_one_pool_by_name_and_keep_the_rest():
     settings = load_drill_settings()
-    config = stack_config(settings, settings.failover, "failover.overrides")
+    config = stack_config(settings, settings.spot_interruption, "spot-interruption.overrides")
     private = next(pool for pool in config.pools if pool.name == "private")
     burst = next(pool for pool in config.pools if pool.name == "burst")
-    assert (private.min_replicas, private.max_replicas) == (2, 2)
-    assert burst.min_replicas == 1
+    assert (burst.min_replicas, burst.max_replicas) == (1, 4)
+    assert (private.min_replicas, private.max_replicas) == (1, 1)  # the other pool stays
     assert burst.price.usd_per_replica_hour == 0.45  # untouched keys stay
+
+
+def test_the_failover_drill_runs_the_packaged_config_as_it_is():
+    settings = load_drill_settings()
+    config = stack_config(settings, settings.failover, "failover.overrides")
+    packaged = load_config(LOCAL_DEFAULT)
+    # Only where the drill's stack keeps its records differs (DRILL_STACK).
+    assert config.model_copy(update={"controller": packaged.controller}) == packaged
+    assert config.failover.reserve_share == 1.0
 
 
 def write(tmp_path: Path, text: str) -> Path:

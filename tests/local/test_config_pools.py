@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from spillover.config_cli import LOCAL_DEFAULT
-from spillover.drivers.local.layout import LocalPool
+from spillover.drivers.local.layout import LocalLayout, LocalPool
 from spillover.local.cli import config_pools
+from spillover.local.stack import LocalStack
 
 
 def test_the_packaged_pools_hold_their_replicas_to_the_declared_capacity() -> None:
@@ -17,3 +18,10 @@ def test_the_packaged_pools_hold_their_replicas_to_the_declared_capacity() -> No
 def test_a_capacity_that_is_not_positive_names_the_pool() -> None:
     with pytest.raises(ValueError, match="pool burst: capacity_rps"):
         LocalPool("burst", 0, 1, capacity_rps=0)
+
+
+def test_the_gateway_caps_each_replica_at_its_pools_declared_capacity(tmp_path) -> None:
+    layout = LocalLayout(tuple(config_pools(LOCAL_DEFAULT)), port_base=8700)
+    spec = LocalStack(tmp_path / "run")._build_gateway_spec(layout)
+    maxconn = {slot.pool: slot.maxconn for slot in spec.slots}
+    assert maxconn == {"private": 60, "burst": 40}  # 300 and 200 rps x 0.2 s

@@ -82,7 +82,7 @@ and on a burst pool that TLS cannot verify.
 {{- $private := .Values.pools.private }}
 {{- $namespace := $private.namespace | default .Release.Namespace }}
 {{- $address := printf "%s.%s.svc.%s" $private.service $namespace .Values.clusterDomain }}
-{{- $pools := list (dict "name" $private.name "address" $address "slots" $private.slots "weight" $private.weight "tls" "") }}
+{{- $pools := list (dict "name" $private.name "address" $address "slots" $private.slots "weight" $private.weight "tls" "" "maxconn" ($private.maxconnPerServer | default 0)) }}
 {{- $seen := dict $private.name true }}
 {{- range .Values.pools.burst }}
 {{- if hasKey $seen .name }}
@@ -99,7 +99,7 @@ and on a burst pool that TLS cannot verify.
 {{- end }}
 {{- $tls = printf "ssl verify required ca-file %s sni str(%s) verifyhost %s check-sni %s ssl-min-ver %s" (include "spillover-gateway.burstCaFile" $) .tlsServerName .tlsServerName .tlsServerName $.Values.burstTls.minVersion }}
 {{- end }}
-{{- $pools = append $pools (dict "name" .name "address" .hostname "slots" .slots "weight" .weight "tls" $tls) }}
+{{- $pools = append $pools (dict "name" .name "address" .hostname "slots" .slots "weight" .weight "tls" $tls "maxconn" (.maxconnPerServer | default 0)) }}
 {{- end }}
 {{- toJson $pools }}
 {{- end }}

@@ -87,7 +87,8 @@ class Policy:
             decisions.append(Alert("budget", budget_reason))
         decisions += [ScalePool(name, count, reasons[name]) for name, count in desired.items()]
         weights = self._route(snapshot, state, known, demand, decisions)
-        mode, mode_reason = self._mode(snapshot, desired)
+        reserved = {target.pool: target.reserve_replicas for target in targets}
+        mode, mode_reason = self._mode(snapshot, desired, reserved)
         if mode != state.mode:
             decisions.insert(0, SetMode(mode, mode_reason))
         pools = {
@@ -203,7 +204,9 @@ class Policy:
         )
         return weights
 
-    def _mode(self, snapshot: Snapshot, desired: dict[str, int]) -> tuple[Mode, str]:
+    def _mode(
+        self, snapshot: Snapshot, desired: dict[str, int], reserved: dict[str, int]
+    ) -> tuple[Mode, str]:
         down = [
             pool.name
             for pool in self.order
@@ -216,8 +219,11 @@ class Policy:
                 f"{', '.join(down)} has no ready replica: its traffic goes to burst "
                 "until it is back"
             )
+        # The failover reserve is standing by, like min_replicas: not a burst.
         bursting = [
-            p.name for p in self.order if p.role == "burst" and desired[p.name] > p.min_replicas
+            p.name
+            for p in self.order
+            if p.role == "burst" and desired[p.name] > max(p.min_replicas, reserved[p.name])
         ]
         if bursting:
             return (

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from spillover.config import PoolConfig, SpilloverConfig
 from spillover.controller.snapshot import PoolObservation
+from spillover.private_loss import reserve_pool, reserve_replicas
 
 STALLED_AFTER_COLD_STARTS = 3
 """A replica still starting after this many cold starts is not coming (no spot
@@ -23,6 +24,8 @@ class PoolTarget:
     recent_targets: tuple[tuple[float, int], ...]
     unplaced_rps: float = 0.0
     """Demand left with nowhere to go once this pool is at its maximum."""
+    reserve_replicas: int = 0
+    """Replicas of `desired` kept warm as the failover reserve (not overflow)."""
 
 
 def preference_order(config: SpilloverConfig) -> list[PoolConfig]:
@@ -80,28 +83,41 @@ def size_pools(
     now: float,
 ) -> list[PoolTarget]:
     """Place the planned demand on pools in preference order, each up to its target
-    utilization; what a pool cannot take flows to the next.
+    utilization; what a pool cannot take flows to the next. The reserve pool also keeps
+    the failover reserve for the demand placed on private.
 
     `pools`: (config, observation, capacity per replica, recent targets) in
     preference order.
     """
     utilization = config.policy.target_utilization
     cooldown = config.policy.scale_down_cooldown_seconds
+    holder = reserve_pool(config)
     remaining = planned_rps
+    on_private = 0.0
     targets = []
     for pool, observation, capacity, recent in pools:
         usable = capacity * utilization
         needed = replicas_needed(remaining, usable)
-        bounded = min(max(needed, pool.min_replicas), pool.max_replicas)
+        held = 0
+        if holder is not None and pool.name == holder.name and math.isfinite(capacity):
+            held = reserve_replicas(config, on_private, capacity)
+        bounded = min(max(needed + held, pool.min_replicas), pool.max_replicas)
         desired, window = stabilize(bounded, recent, now, cooldown)
         reason = _sizing_reason(pool, remaining, needed, usable, capacity, utilization)
+        if held:
+            reason += (
+                f"; +{held} warm as failover reserve for "
+                f"{config.failover.reserve_share:.0%} of private's {on_private:.0f} rps"
+            )
         if desired > bounded:
             reason += f"; shrinking to {bounded} waits: {desired} were needed within {cooldown:g} s"
         covered = arriving(pool, observation, desired, now) * usable
         unplaced = 0.0
         if needed > pool.max_replicas:
             unplaced = max(remaining - covered, 0.0)
-        targets.append(PoolTarget(pool.name, desired, reason, window, unplaced))
+        targets.append(PoolTarget(pool.name, desired, reason, window, unplaced, held))
+        if pool.role == "private":
+            on_private += min(remaining, covered)
         remaining = max(remaining - covered, 0.0)
     return targets
 
