@@ -49,7 +49,7 @@ def _config(setup: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("kind", "switched"),
     [
-        ("failover", lambda config: config["pools"][1].pop("min_replicas")),
+        ("failover", lambda config: config["failover"].pop("reserve_share")),
         ("burst", lambda config: config["budget"].pop("max_burst_usd_per_hour")),
         ("spot-interruption", lambda config: None),
         ("metrics-outage", lambda config: config["policy"].pop("safe_mode")),
@@ -82,7 +82,9 @@ def test_drill_replicas_are_held_to_their_pools_capacity() -> None:
 def test_what_each_control_turns_off() -> None:
     setups = {kind: drill.setups(SHORT, control=True) for kind, drill in DRILLS.items()}
     treated, control = setups["failover"]
-    assert treated.pool("burst").min_replicas == 1 and control.pool("burst").min_replicas == 0
+    # The packaged reserve, as the failover drill runs it; none in the control.
+    assert treated.config.failover.reserve_share == 1.0
+    assert control.config.failover.reserve_share == 0
     treated, control = setups["burst"]
     cap = control.config.budget.max_burst_usd_per_hour
     assert cap is not None and cap < control.pool("burst").price.usd_per_replica_hour
