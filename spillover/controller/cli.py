@@ -135,11 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     database = database_path(config, args.run_dir).path
     database.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(database, window_seconds=config.controller.ledger_window_seconds)
-    exporter = Exporter(
-        config,
-        spend_by_pool=lambda: _spend_by_pool(database),
-        spend_by_category=lambda: _spend_by_category(database),
-    )
+    exporter = Exporter(config, spend=lambda: _spend_by_category(database))
     port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
     loop = ControllerLoop(
         config,
@@ -201,15 +197,9 @@ def _in_cluster(
     return elector, ClusterReporter(config, cluster, elector.identity, spend)
 
 
-def _spend_by_pool(database: Path) -> dict[str, float]:
-    """All-time spend per pool, read with its own connection (scrapes come from
-    the metrics server's thread)."""
-    with Ledger(database, window_seconds=None) as reader:
-        return {str(row.key): row.usd for row in reader.spend(0.0, time.time() + 1, by="pool")}
-
-
 def _spend_by_category(database: Path) -> dict[tuple[str, str], float]:
-    """All-time spend per (pool, category), read like `_spend_by_pool`."""
+    """All-time spend per (pool, category), read with its own connection (scrapes come
+    from the metrics server's thread)."""
     with Ledger(database, window_seconds=None) as reader:
         totals: dict[tuple[str, str], float] = {}
         for line in reader.bill(0.0, time.time() + 1).lines:

@@ -90,13 +90,11 @@ class Exporter(Collector):
     def __init__(
         self,
         config: SpilloverConfig,
-        spend_by_pool: Callable[[], Mapping[str, float]],
-        spend_by_category: Callable[[], Mapping[tuple[str, str], float]] = dict,
+        spend: Callable[[], Mapping[tuple[str, str], float]] = dict,
     ) -> None:
-        """spend_by_category: all-time dollars per (pool, category), from the ledger."""
+        """spend: all-time dollars per (pool, category), from the ledger."""
         self.config = config
-        self.spend_by_pool = spend_by_pool
-        self.spend_by_category = spend_by_category
+        self.spend = spend
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._lock = threading.Lock()
@@ -152,20 +150,14 @@ class Exporter(Collector):
         yield from counters
         yield from self._standing_metrics()
         spend = CounterMetricFamily(
-            "spillover_spend_usd", "Spend recorded in the ledger, per pool.", labels=["pool"]
-        )
-        for pool, usd in sorted(self.spend_by_pool().items()):
-            spend.add_metric([pool], usd)
-        yield spend
-        by_category = CounterMetricFamily(
-            "spillover_spend_dollars",
+            "spillover_spend_usd",
             "Spend recorded in the ledger, per pool and cost category (compute, storage, "
             "network, labour, operations).",
             labels=["pool", "category"],
         )
-        for (pool, category), usd in sorted(self.spend_by_category().items()):
-            by_category.add_metric([pool, category], usd)
-        yield by_category
+        for (pool, category), usd in sorted(self.spend().items()):
+            spend.add_metric([pool, category], usd)
+        yield spend
         yield from self._config_metrics()
         if last is not None:
             yield from self._tick_metrics(last)

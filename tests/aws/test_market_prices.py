@@ -232,7 +232,7 @@ def loop_with(config: SpilloverConfig, prices: PriceFeed, tmp_path, clock: Clock
         SpotObserver(clock),
         actuators,
         Ledger(tmp_path / "controller.db", window_seconds=60),
-        Exporter(config, spend_by_pool=dict),
+        Exporter(config),
         prices=prices,
         clock=clock,
     )

@@ -22,6 +22,7 @@ REQUIRED_PANELS = {
     "Queue time vs SLO",
     "Gateway latency vs p99 SLO",
     "Spend rate by pool",
+    "Spend rate by category",
     "Burst spend this month vs budget",
     "Cost per 1,000 recommendations",
     "Decisions per minute",

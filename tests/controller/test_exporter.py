@@ -36,7 +36,7 @@ def tick(exporter: Exporter, observed: Snapshot, duration_s: float = 0.02) -> No
 
 
 def test_request_counters_integrate_the_observed_rates_between_ticks():
-    exporter = Exporter(scenario_config(), lambda: {})
+    exporter = Exporter(scenario_config())
     tick(exporter, snapshot(START, 100, 90, 10))  # the first tick has no interval behind it
     tick(exporter, snapshot(START + 5, 100, 90, 10))
     tick(exporter, snapshot(START + 7, 50, 40, 0))
@@ -49,7 +49,7 @@ def test_request_counters_integrate_the_observed_rates_between_ticks():
 
 
 def test_a_rate_the_observer_could_not_read_adds_nothing_and_the_counter_never_falls():
-    exporter = Exporter(scenario_config(), lambda: {})
+    exporter = Exporter(scenario_config())
     tick(exporter, snapshot(START, 100, 100, 0))
     tick(exporter, snapshot(START + 5, 100, 100, 0))
     before = scrape(exporter)[("spillover_requests_arrived_total", ())]
@@ -59,7 +59,7 @@ def test_a_rate_the_observer_could_not_read_adds_nothing_and_the_counter_never_f
 
 
 def test_tick_durations_fill_a_histogram_in_seconds():
-    exporter = Exporter(scenario_config(), lambda: {})
+    exporter = Exporter(scenario_config())
     for duration_s in (0.004, 0.03, 0.3, 20.0):
         tick(exporter, snapshot(START, 0, 0, 0), duration_s)
     samples = scrape(exporter)
@@ -77,7 +77,7 @@ def test_tick_durations_fill_a_histogram_in_seconds():
 
 
 def test_decisions_that_changed_something_are_counted_by_kind():
-    exporter = Exporter(scenario_config(), lambda: {})
+    exporter = Exporter(scenario_config())
     said = [SetMode(Mode.BURST, "demand above private capacity")]
     exporter.update(snapshot(START, 0, 0, 0), PolicyState(), [], 0.01, said)
     exporter.update(snapshot(START + 5, 0, 0, 0), PolicyState(), [], 0.01, said)
@@ -86,7 +86,7 @@ def test_decisions_that_changed_something_are_counted_by_kind():
 
 def test_slo_and_budget_targets_are_exported_in_base_units():
     config = scenario_config(budget={"monthly_cap_usd": 500.0, "max_burst_usd_per_hour": 4.0})
-    exporter = Exporter(config, lambda: {})
+    exporter = Exporter(config)
     samples = scrape(exporter)
     assert samples[("spillover_slo_queue_time_seconds", ())] == config.slo.queue_time_ms / 1000
     assert samples[("spillover_slo_p99_latency_seconds", ())] == config.slo.p99_latency_ms / 1000
@@ -95,7 +95,7 @@ def test_slo_and_budget_targets_are_exported_in_base_units():
 
 
 def test_the_oldest_starting_replica_s_age_is_exported_beside_the_cold_start():
-    exporter = Exporter(scenario_config(), lambda: {})
+    exporter = Exporter(scenario_config())
     replicas = (
         ReplicaObservation("spot-0", "starting", START - 30),
         ReplicaObservation("spot-1", "starting", START - 5),

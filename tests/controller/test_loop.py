@@ -119,7 +119,7 @@ def test_a_metrics_port_in_use_is_named_with_what_to_change():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        exporter = Exporter(scenario_config(), lambda: {})
+        exporter = Exporter(scenario_config())
         with pytest.raises(PermanentError, match=f"controller.metrics_port {port}.*free port"):
             exporter.serve("127.0.0.1", port)
 

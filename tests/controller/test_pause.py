@@ -108,7 +108,7 @@ def test_paused_the_controller_observes_records_and_reports_but_changes_nothing(
     clock, gateway = Clock(), Gateway()
     drivers = {pool.name: KubernetesPoolDriver(pool) for pool in config.pools}
     ledger = Ledger(tmp_path / "c.db", window_seconds=2)
-    exporter = Exporter(config, spend_by_pool=dict)
+    exporter = Exporter(config)
     reporter = ClusterReporter(config, config.controller.cluster, "a", lambda now: (1.5, 20.0))
     loop = ControllerLoop(
         config, Observer(clock), Actuators(drivers, gateway), ledger, exporter, clock,  # type: ignore[arg-type]

@@ -109,18 +109,18 @@ def test_json_and_csv_carry_the_same_lines(
 
 def test_prometheus_gets_spend_per_pool_and_category(database: Path) -> None:
     config = parse_config(document())
-    exporter = Exporter(config, dict, spend_by_category=lambda: _spend_by_category(database))
+    exporter = Exporter(config, spend=lambda: _spend_by_category(database))
     text = generate_latest(exporter.registry).decode()
     samples = {
         tuple(sorted(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "spillover_spend_dollars_total"
+        if sample.name == "spillover_spend_usd_total"
     }
     assert samples[(("category", "compute"), ("pool", "burst"))] == pytest.approx(6.0)
     assert samples[(("category", "labour"), ("pool", "burst"))] == pytest.approx(7.5)
     assert len(samples) == 9  # 5 categories of burst, private without network
-    assert "# TYPE spillover_spend_dollars_total counter" in text
+    assert "# TYPE spillover_spend_usd_total counter" in text
 
 
 def bad(**changes: Any) -> dict[str, Any]:
