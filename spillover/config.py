@@ -267,6 +267,13 @@ class Controller(_Settings):
     metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of /metrics (0 picks a free one)."
     )
+    reconcile_every_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description="Compare the ledger's burst spend with the AWS bill (Cost Explorer, "
+        "ce:GetCostAndUsage, $0.01 a request) this often and export the drift per cost tag "
+        "(spillover_spend_drift_ratio); none: never (`spillover spend reconcile` still can).",
+    )
     cluster: ClusterOperations | None = Field(
         default=None,
         description="Leader election, status resource, Events and pause in the cluster the "

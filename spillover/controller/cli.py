@@ -19,6 +19,7 @@ from spillover.config_cluster import ClusterOperations
 from spillover.controller.actuators import Actuators, GatewayActuator
 from spillover.controller.bill_report import format_bill
 from spillover.controller.cluster import ClusterReporter
+from spillover.controller.drift import SpendDrift
 from spillover.controller.exporter import Exporter
 from spillover.controller.leadership import LeaderElector
 from spillover.controller.ledger import Ledger
@@ -135,7 +136,12 @@ def _run(args: argparse.Namespace) -> int:
     database = database_path(config, args.run_dir).path
     database.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(database, window_seconds=config.controller.ledger_window_seconds)
-    exporter = Exporter(config, spend=lambda: _spend_by_category(database))
+    drift = _spend_drift(config, database)
+    exporter = Exporter(
+        config,
+        spend=lambda: _spend_by_category(database),
+        drift=None if drift is None else drift.drift,
+    )
     port = exporter.serve(config.controller.metrics_host, config.controller.metrics_port)
     loop = ControllerLoop(
         config,
@@ -151,6 +157,12 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    background = []
+    if drift is not None:
+        background.append(
+            threading.Thread(target=drift.run, args=(stop,), name="spend-drift", daemon=True)
+        )
+        background[-1].start()
     election = None
     if config.controller.cluster is not None:
         elector, reporter = _in_cluster(config, config.controller.cluster, ledger)
@@ -173,10 +185,36 @@ def _run(args: argparse.Namespace) -> int:
         stop.set()
         if election is not None:
             election.join(timeout=10)  # it releases the Lease on its way out
+        for thread in background:
+            thread.join(timeout=10)
         exporter.close()
         ledger.close()
     logger.info("controller stopped")
     return 0
+
+
+def _spend_drift(config: SpilloverConfig, database: Path) -> SpendDrift | None:
+    """The ledger against the bill every `controller.reconcile_every_hours`, if set and
+    there are AWS credentials to read the bill with (else said, and not compared)."""
+    hours = config.controller.reconcile_every_hours
+    if hours is None:
+        return None
+    session = aws_session()
+    if not has_credentials(session):
+        logger.warning(
+            "controller.reconcile_every_hours is set but there are no AWS credentials "
+            "(IRSA role, AWS_PROFILE or AWS_ACCESS_KEY_ID): spend is not compared with the bill"
+        )
+        return None
+    bill = AwsBill(session=session)
+
+    def rows(since: float, until: float) -> list[Any]:
+        with Ledger(database, window_seconds=None) as reader:  # its own connection: a thread
+            return list(reader.windows(since, until))
+
+    return SpendDrift(
+        rows, lambda first, end: bill.cost_by_tag(POOL_TAG, first, end).usd, hours * 3600
+    )
 
 
 def _in_cluster(

@@ -91,10 +91,13 @@ class Exporter(Collector):
         self,
         config: SpilloverConfig,
         spend: Callable[[], Mapping[tuple[str, str], float]] = dict,
+        drift: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
-        """spend: all-time dollars per (pool, category), from the ledger."""
+        """spend: all-time dollars per (pool, category), from the ledger; drift: the
+        ledger against the AWS bill per cost tag, when the controller compares them."""
         self.config = config
         self.spend = spend
+        self.drift = drift
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._lock = threading.Lock()
@@ -158,6 +161,16 @@ class Exporter(Collector):
         for (pool, category), usd in sorted(self.spend().items()):
             spend.add_metric([pool, category], usd)
         yield spend
+        if self.drift is not None:
+            drift = GaugeMetricFamily(
+                "spillover_spend_drift_ratio",
+                "(ledger - bill) / bill of burst spend per spillover:pool tag, over this "
+                "month's settled days (Cost Explorer).",
+                labels=["tag"],
+            )
+            for tag, ratio in sorted(self.drift().items()):
+                drift.add_metric([tag], ratio)
+            yield drift
         yield from self._config_metrics()
         if last is not None:
             yield from self._tick_metrics(last)

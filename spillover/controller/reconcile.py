@@ -77,11 +77,11 @@ class Month:
 
     @property
     def start_s(self) -> float:
-        return _epoch(self.first_day)
+        return epoch(self.first_day)
 
     @property
     def end_s(self) -> float:
-        return _epoch(self.next_first_day)
+        return epoch(self.next_first_day)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,8 @@ class Reconciled:
 
 def reconcile(rows: Iterable[ChargedRow], bill: Mapping[str, float]) -> list[Reconciled]:
     """Compared lines first (by tag), then what the bill holds that no ledger pool is."""
-    ledger: dict[str, dict[str, float]] = {}
+    # Burst costs on the bill are compared even when the ledger charged none for them.
+    ledger: dict[str, dict[str, float]] = {BURST_TAG: {}} if BURST_TAG in bill else {}
     for row in rows:
         if row.role != "burst":
             continue
@@ -199,5 +200,5 @@ def _cells(line: Reconciled) -> list[object]:
     ]
 
 
-def _epoch(day: date) -> float:
+def epoch(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()

@@ -22,6 +22,7 @@ import yaml
 
 from spillover.drivers.local.layout import GATEWAY_PORT_OFFSETS
 from spillover.local.stack import LocalStack
+from tests.aws.moto_server import FAKE_CREDENTIALS, moto_server
 from tests.charts.dashboard import alert_expressions, panel_queries, selectors
 from tests.controller.test_controller_e2e import CONFIG, spillover
 from tests.support import PacedLoad, free_port_base
@@ -39,14 +40,40 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def scraped_stack(tmp_path: Path, model_repo: Path) -> Iterator[str]:
+def aws_bill(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A moto server answering Cost Explorer with burst costs, reached through the
+    environment the controller inherits, so it compares its ledger with a bill."""
+    with moto_server() as server:
+        for name, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": server.url}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        server.queue_cost_and_usage(
+            {
+                "ResultsByTime": [
+                    {
+                        "Groups": [
+                            {
+                                "Keys": ["spillover:pool$burst"],
+                                "Metrics": {"UnblendedCost": {"Amount": "2.5", "Unit": "USD"}},
+                            }
+                        ]
+                    }
+                ]
+            }
+        )
+        yield
+
+
+@pytest.fixture
+def scraped_stack(tmp_path: Path, model_repo: Path, aws_bill: None) -> Iterator[str]:
     """A local stack with its controller, scraped by a real Prometheus; yields its URL."""
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     assert Path(binary).exists(), "prometheus missing: run scripts/install-system-deps.sh"
     controller_port, prometheus_port, port_base = free_port(), free_port(), free_port_base()
     config = {
         **CONFIG,
-        "controller": {"metrics_port": controller_port},
+        "controller": {"metrics_port": controller_port, "reconcile_every_hours": 24},
         "budget": {"max_burst_usd_per_hour": 5, "monthly_cap_usd": 300},
     }
     (tmp_path / "spillover.yaml").write_text(yaml.safe_dump(config))
