@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +37,13 @@ def render(results: list[RunResult], slo_ms: float, directory: Path) -> list[Pat
     written.append(_save(figure, directory / "capacity.png"))
 
     figure, axes = plt.subplots(figsize=(12, 4.5))
-    for result in results:
-        axes.plot(
-            hours[: len(result.series.cost_usd_per_hour)],
-            result.series.cost_usd_per_hour,
-            linewidth=0.8,
-            label=result.name,
-        )
+    _each_run(axes, hours, results, lambda result: result.series.cost_usd_per_hour)
     axes.set(xlabel="hours from the trace start", ylabel="$ per hour", title="cost rate over time")
     axes.legend(loc="upper right")
     written.append(_save(figure, directory / "cost.png"))
 
     figure, axes = plt.subplots(figsize=(12, 4.5))
-    for result in results:
-        axes.plot(
-            hours[: len(result.series.p99_ms)],
-            result.series.p99_ms,
-            linewidth=0.8,
-            label=result.name,
-        )
+    _each_run(axes, hours, results, lambda result: result.series.p99_ms)
     axes.axhline(slo_ms, color="red", linestyle="--", label=f"SLO p99 {slo_ms:g} ms")
     axes.set_yscale("log")
     axes.set(
@@ -65,6 +54,15 @@ def render(results: list[RunResult], slo_ms: float, directory: Path) -> list[Pat
     axes.legend(loc="upper right")
     written.append(_save(figure, directory / "latency.png"))
     return written
+
+
+def _each_run(
+    axes: Any, hours: list[float], results: list[RunResult], values: Callable[[RunResult], Any]
+) -> None:
+    """One line per run of a per-minute series (runs may stop short of the longest)."""
+    for result in results:
+        series = values(result)
+        axes.plot(hours[: len(series)], series, linewidth=0.8, label=result.name)
 
 
 def _save(figure: Any, path: Path) -> Path:
