@@ -82,3 +82,13 @@ def test_the_reserve_stops_at_the_pool_max_and_min_replicas_still_counts():
     floor.run(demand=120, seconds=60)
     assert floor.desired("spot") == 2  # the floor covers the reserve's 1
     assert floor.state.mode is Mode.NORMAL
+
+
+def test_overflow_on_a_pool_the_reserve_fills_to_its_max_is_still_a_burst():
+    """The demo's spike: private full, spot at its max of 2 for the overflow alone. The
+    reserve cannot be on top any more, so those replicas are overflow, not standing by."""
+    scenario = reserve(1.0, pools={"spot": {"max_replicas": 2}})
+    scenario.run(demand=270, seconds=60)  # 140 on private, 130 overflow: 2 x 70 on spot
+    assert scenario.desired("spot") == 2
+    assert scenario.desired("ondemand") == 0
+    assert scenario.state.mode is Mode.BURST

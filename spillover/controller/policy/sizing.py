@@ -115,7 +115,9 @@ def size_pools(
         unplaced = 0.0
         if needed > pool.max_replicas:
             unplaced = max(remaining - covered, 0.0)
-        targets.append(PoolTarget(pool.name, desired, reason, window, unplaced, held))
+        # The reserve is what stands by beyond the overflow: at max_replicas it may be none.
+        standing_by = min(held, max(bounded - needed, 0))
+        targets.append(PoolTarget(pool.name, desired, reason, window, unplaced, standing_by))
         if pool.role == "private":
             on_private += min(remaining, covered)
         remaining = max(remaining - covered, 0.0)
